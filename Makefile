@@ -1,0 +1,33 @@
+# eventrelay — build, test and benchmark entry points. `make help` lists them.
+GO       ?= go
+BIN      ?= bin/consumer
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(DATE)
+FUZZTIME ?= 5m
+
+.PHONY: help build test vet bench fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build the consumer binary into bin/
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/consumer
+
+vet: ## gofmt check and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	$(GO) vet ./...
+
+test: vet ## run every test (fuzz seeds included) against local real-protocol servers
+	$(GO) test -count=1 -timeout 10m ./...
+
+bench: ## run the benchmarks and rewrite BENCHMARKS.md from their output
+	scripts/bench.sh
+
+fuzz: ## fuzz every decoder for FUZZTIME each (default 5m)
+	@for f in $$($(GO) test ./internal/envelope -list 'Fuzz.*' | grep ^Fuzz); do \
+		echo "== $$f"; $(GO) test ./internal/envelope -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
+
+clean: ## remove build output
+	rm -rf bin

@@ -1,0 +1,85 @@
+// Command consumer moves vendor event exports into Kafka. See README.md and
+// `consumer help`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr}, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// stdio is the process's standard streams, injected for tests.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// Exit codes, documented in README.md.
+const (
+	exitOK       = 0 // everything was read and delivered
+	exitBadInput = 1 // finished, but some input was bad (reported on stderr) or a run failed
+	exitUsage    = 2 // the command line or configuration is wrong
+)
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, io stdio, getenv func(string) string) int
+}
+
+func commands() []command {
+	return []command{
+		{"decode", "decode vendor event files into normalized events (JSON lines)", runDecode},
+		{"version", "print the version, commit and build date", runVersion},
+	}
+}
+
+// run dispatches a subcommand and returns the process exit code.
+func run(ctx context.Context, args []string, io stdio, getenv func(string) string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		if len(args) > 1 {
+			return run(ctx, []string{args[1], "--help"}, io, getenv)
+		}
+		usage(io.out)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], io, getenv)
+		}
+	}
+	fmt.Fprintf(io.err, "consumer: unknown command %q\n\n", args[0])
+	usage(io.err)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `consumer moves vendor event exports into Kafka, one message per event.
+
+Usage:
+  consumer <command> [flags] [arguments]
+
+Commands:
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+Run 'consumer help <command>' for a command's flags and examples.
+
+Exit codes: 0 success, 1 some input was bad or the run failed, 2 usage or configuration error.
+`)
+}

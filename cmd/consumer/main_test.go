@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, stdio{in: strings.NewReader(stdin), out: &out, err: &errb}, func(string) string { return "" })
+	return code, out.String(), errb.String()
+}
+
+const fixtures = "../../internal/envelope/testdata/"
+
+func TestDecodeMixedGzipFile(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "", "decode", "--log-format", "json", fixtures+"mixed_formats.jsonl.gz")
+	if code != exitBadInput {
+		t.Errorf("exit code %d, want %d", code, exitBadInput)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	sources := map[string]int{}
+	for _, l := range lines {
+		var ev struct {
+			ID       string          `json:"id"`
+			Source   string          `json:"source"`
+			Raw      json.RawMessage `json:"raw"`
+			Position struct {
+				Line int `json:"line"`
+			} `json:"position"`
+		}
+		if err := json.Unmarshal([]byte(l), &ev); err != nil || ev.ID == "" || len(ev.Raw) == 0 {
+			t.Fatalf("bad output line %q: %v", l, err)
+		}
+		sources[ev.Source]++
+	}
+	want := map[string]int{"fluent": 2, "fulfillmenttools": 2, "infobip": 1, "akeneo-logs": 1, "cloudevents": 1}
+	if len(lines) != 7 || len(sources) != len(want) {
+		t.Errorf("printed %d events by source %v, want 7 as %v", len(lines), sources, want)
+	}
+	for src, n := range want {
+		if sources[src] != n {
+			t.Errorf("source %s: %d events, want %d", src, sources[src], n)
+		}
+	}
+	// Every bad record is reported with its position; the summary counts them.
+	for _, wantLine := range []string{`"line":3`, `"line":5`, `"line":7`, `"line":10`} {
+		if !strings.Contains(stderr, wantLine) {
+			t.Errorf("stderr lacks the bad record at %s:\n%s", wantLine, stderr)
+		}
+	}
+	if strings.Count(stderr, `"bad record"`) != 4 || !strings.Contains(stderr, `"bad":4`) {
+		t.Errorf("want 4 bad records reported:\n%s", stderr)
+	}
+}
+
+func TestDecodeStdinAndExitCodes(t *testing.T) {
+	good := `{"id":"a","eventName":"order-created_event-v1","payload":{"id":"o1"},"created":"2024-02-01T09:20:39.411067+00:00"}` + "\n"
+	tests := []struct {
+		name  string
+		stdin string
+		args  []string
+		code  int
+		out   string
+	}{
+		{"stdin good", good, []string{"decode", "--format", "fulfillmenttools", "--tenant", "acme"}, exitOK, `"tenant":"acme"`},
+		{"dash is stdin", good, []string{"decode", "-", "--format=fulfillmenttools"}, exitOK, `"key":"o1"`},
+		{"bad line", good + "{oops}\n", []string{"decode"}, exitBadInput, `"id":"a"`},
+		{"unknown format", "", []string{"decode", "--format", "xml"}, exitUsage, ""},
+		{"missing file", "", []string{"decode", "/nonexistent/file.json"}, exitBadInput, ""},
+		{"bad flag", "", []string{"decode", "--nope"}, exitUsage, ""},
+		{"help", "", []string{"help", "decode"}, exitOK, ""},
+		{"unknown command", "", []string{"frobnicate"}, exitUsage, ""},
+		{"no command", "", nil, exitUsage, "Commands:"},
+		{"version", "", []string{"version"}, exitOK, "consumer dev"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, tc.stdin, tc.args...)
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d (stderr %s)", code, tc.code, stderr)
+			}
+			if !strings.Contains(stdout, tc.out) {
+				t.Errorf("stdout %q lacks %q", stdout, tc.out)
+			}
+		})
+	}
+}
+
+func TestHelpTeaches(t *testing.T) {
+	_, _, stderr := runCLI(t, "", "decode", "--help")
+	for _, want := range []string{"Examples:", "--format", "exit code is 1", "gzip"} {
+		if !strings.Contains(stderr, want) && !strings.Contains(stderr, strings.TrimPrefix(want, "-")) {
+			t.Errorf("decode help lacks %q", want)
+		}
+	}
+}

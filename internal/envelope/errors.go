@@ -1,0 +1,59 @@
+package envelope
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrorKind classifies a decode error; it is stable and used as a metric
+// label and a dead-letter header.
+type ErrorKind string
+
+// The error kinds.
+const (
+	KindSyntax       ErrorKind = "syntax"        // not well-formed JSON
+	KindInvalidUTF8  ErrorKind = "invalid_utf8"  // a string is not valid UTF-8
+	KindTooLarge     ErrorKind = "too_large"     // over the configured size limit
+	KindTruncated    ErrorKind = "truncated"     // the input ended inside a value
+	KindNotArray     ErrorKind = "not_array"     // an envelope's "events" is not an array
+	KindMissingField ErrorKind = "missing_field" // a required field is absent or null
+	KindWrongType    ErrorKind = "wrong_type"    // a field has the wrong JSON type
+	KindBadTime      ErrorKind = "bad_time"      // a timestamp does not parse
+	KindUnknown      ErrorKind = "unknown_format"
+)
+
+// Error is a positioned decode error for one record or event. Decoding goes
+// on after it; Raw holds the offending bytes (for too_large, a prefix of
+// them) so the record can be dead-lettered.
+type Error struct {
+	Format Format
+	Kind   ErrorKind
+	Pos    Position
+	Reason string
+	Raw    []byte
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: %s: %s", e.Format, e.Pos, e.Reason)
+}
+
+// StreamError is a terminal failure reading an object (a truncated or
+// corrupt gzip stream, an I/O error): the events framed before it are good,
+// nothing after it can be read.
+type StreamError struct {
+	Offset int64 // decompressed bytes read before the failure
+	Line   int64
+	Err    error
+}
+
+func (e *StreamError) Error() string {
+	return fmt.Sprintf("reading input at line %d, offset %d: %v", e.Line, e.Offset, e.Err)
+}
+
+func (e *StreamError) Unwrap() error { return e.Err }
+
+// IsStreamError reports whether err ends the reading of an object.
+func IsStreamError(err error) bool {
+	var se *StreamError
+	return errors.As(err, &se)
+}

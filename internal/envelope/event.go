@@ -1,0 +1,126 @@
+package envelope
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Format names a vendor event format.
+type Format string
+
+// The supported formats. Each is also the value of Event.Source for the
+// events it produces.
+const (
+	FormatAuto             Format = "auto"
+	FormatOneWelcome       Format = "onewelcome"
+	FormatFulfillmenttools Format = "fulfillmenttools"
+	FormatInfobip          Format = "infobip"
+	FormatFluent           Format = "fluent"
+	FormatAkeneoLogs       Format = "akeneo-logs"
+	FormatCloudEvents      Format = "cloudevents"
+)
+
+// Formats lists every concrete format, in the order the auto sniffer tries them.
+var Formats = []Format{FormatOneWelcome, FormatFulfillmenttools, FormatInfobip, FormatFluent, FormatAkeneoLogs, FormatCloudEvents}
+
+// ParseFormat checks a format name given by a user.
+func ParseFormat(s string) (Format, error) {
+	f := Format(strings.ToLower(strings.TrimSpace(s)))
+	if f == FormatAuto {
+		return f, nil
+	}
+	for _, known := range Formats {
+		if f == known {
+			return f, nil
+		}
+	}
+	names := []string{string(FormatAuto)}
+	for _, known := range Formats {
+		names = append(names, string(known))
+	}
+	return "", fmt.Errorf("unknown format %q (want one of %s)", s, strings.Join(names, ", "))
+}
+
+// Position says where an event or a bad record came from. Stream sources set
+// Shard and Sequence; object sources set Object, Line and Offset. Index is the
+// event's place inside a multi-event envelope (0 for single-event records).
+type Position struct {
+	Shard    string `json:"shard,omitempty"`
+	Sequence string `json:"sequence,omitempty"`
+	Object   string `json:"object,omitempty"`
+	// Line is the 1-based line on which the record starts (0 when unknown).
+	Line int64 `json:"line,omitempty"`
+	// Offset is the byte offset of the event (or bad bytes) in the record or
+	// in the decompressed object.
+	Offset int64 `json:"offset"`
+	Index  int   `json:"index"`
+}
+
+// String renders the position for logs and Kafka headers, e.g.
+// "shardId-000000000001/4959...:2" or "2024-02-01/000.json.gz:17@2048#0".
+func (p Position) String() string {
+	var b strings.Builder
+	if p.Shard != "" || p.Sequence != "" {
+		b.WriteString(p.Shard)
+		b.WriteByte('/')
+		b.WriteString(p.Sequence)
+	} else {
+		b.WriteString(p.Object)
+		if p.Line > 0 {
+			b.WriteByte(':')
+			b.WriteString(strconv.FormatInt(p.Line, 10))
+		}
+		b.WriteByte('@')
+		b.WriteString(strconv.FormatInt(p.Offset, 10))
+	}
+	b.WriteByte('#')
+	b.WriteString(strconv.Itoa(p.Index))
+	return b.String()
+}
+
+// Event is one normalized vendor event.
+type Event struct {
+	ID     string
+	Type   string
+	Source Format
+	Tenant string
+	// Key orders events in Kafka: events with the same key keep their order.
+	Key string
+	// Category is the vendor's coarse class (OneWelcome public|log, Fluent
+	// category, Akeneo log_type); it may be empty. Used for topic routing.
+	Category   string
+	OccurredAt time.Time // always UTC
+	// Raw is the original event bytes, unchanged. It may share memory with
+	// the input; callers must not modify it.
+	Raw []byte
+	Pos Position
+}
+
+type eventJSON struct {
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	Source     Format          `json:"source"`
+	Tenant     string          `json:"tenant,omitempty"`
+	Key        string          `json:"key"`
+	Category   string          `json:"category,omitempty"`
+	OccurredAt string          `json:"occurred_at"`
+	Position   Position        `json:"position"`
+	Raw        json.RawMessage `json:"raw"`
+}
+
+// TimeLayout is how OccurredAt is rendered everywhere (JSON output, headers).
+const TimeLayout = "2006-01-02T15:04:05.999999999Z"
+
+// MarshalJSON renders the event as one JSON object with the raw event
+// embedded unchanged under "raw". This is the shape `consumer decode` and
+// the stdout sink print.
+func (e *Event) MarshalJSON() ([]byte, error) {
+	return json.Marshal(eventJSON{
+		ID: e.ID, Type: e.Type, Source: e.Source, Tenant: e.Tenant, Key: e.Key,
+		Category: e.Category, OccurredAt: e.OccurredAt.UTC().Format(TimeLayout),
+		Position: e.Pos, Raw: e.Raw,
+	})
+}

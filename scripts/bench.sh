@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs the benchmarks and writes BENCHMARKS.md from their raw output, so no
+# figure in it is typed by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+cmd=(go test -run XXX -bench . -benchtime 2s -count 3 ./internal/envelope/)
+echo "running: ${cmd[*]}" >&2
+"${cmd[@]}" | tee "$out" >&2
+
+{
+  echo "# Benchmarks"
+  echo
+  echo "Written by \`make bench\` (scripts/bench.sh); do not edit by hand."
+  echo
+  echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
+  echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3-)"
+  echo
+  echo "## Envelope decode (OneWelcome hot path vs encoding/json into maps)"
+  echo
+  echo "Command: \`${cmd[*]}\`"
+  echo
+  echo "Input: one Kinesis record of 10 OneWelcome events of ~1 KiB each; the"
+  echo "Firehose benchmark frames a 1 MB object of 100 such envelopes, concatenated"
+  echo "with and without newlines."
+  echo
+  echo "| benchmark | MB/s (median) | events/s (median) | allocs/event |"
+  echo "|---|---|---|---|"
+  awk '/^Benchmark/ {
+      name=$1; sub(/-[0-9]+$/, "", name)
+      for (i=2; i<=NF; i++) { if ($(i)=="MB/s") mb[name]=mb[name] " " $(i-1); if ($(i)=="events/s") ev[name]=ev[name] " " $(i-1); if ($(i)=="allocs/event") al[name]=$(i-1) }
+      order[name]=++n
+    }
+    function median(s,   a, k, i, j, t) { k=split(s, a, " "); for (i=2; i<=k; i++) for (j=i; j>1 && a[j-1]+0 > a[j]+0; j--) { t=a[j]; a[j]=a[j-1]; a[j-1]=t }; return a[int((k+1)/2)] }
+    END {
+      for (name in order) names[order[name]]=name
+      for (i=1; i<=n; i++) if (names[i] != "" && !(names[i] in seen)) { seen[names[i]]=1; printf "| %s | %.0f | %.0f | %s |\n", names[i], median(mb[names[i]]), median(ev[names[i]]), al[names[i]] }
+      base=median(mb["BenchmarkOneWelcomeEncodingJSON"]); fast=median(mb["BenchmarkOneWelcomeEnvelope"])
+      if (base > 0) printf "\nSpeed-up of the envelope decoder over encoding/json: %.1fx (target >= 8x).\n", fast/base
+    }' "$out"
+  echo
+  echo "Raw output:"
+  echo
+  echo '```'
+  grep -E '^(Benchmark|goos|goarch|cpu)' "$out"
+  echo '```'
+} > BENCHMARKS.md
+echo "wrote BENCHMARKS.md" >&2
