@@ -8,6 +8,11 @@ trap 'rm -f "$out"' EXIT
 cmd=(go test -run XXX -bench . -benchtime 2s -count 3 ./internal/envelope/)
 echo "running: ${cmd[*]}" >&2
 "${cmd[@]}" | tee "$out" >&2
+sinkout=$(mktemp)
+trap 'rm -f "$out" "$sinkout"' EXIT
+sinkcmd=(go test -run XXX -bench KafkaDeliver -benchtime 200000x -count 3 ./internal/sink/)
+echo "running: ${sinkcmd[*]}" >&2
+"${sinkcmd[@]}" | tee "$sinkout" >&2
 
 {
   echo "# Benchmarks"
@@ -45,6 +50,28 @@ echo "running: ${cmd[*]}" >&2
   echo
   echo '```'
   grep -E '^(Benchmark|goos|goarch|cpu)' "$out"
+  echo '```'
+  echo
+  echo "## Kafka sink (1 KiB events into a local kfake broker)"
+  echo
+  echo "Command: \`${sinkcmd[*]}\`"
+  echo
+  echo "4 concurrent callers deliver batches of 1000 events (acks=all) to one"
+  echo "in-process kfake broker with 6 partitions; broker and client share the"
+  echo "machine's cores, so this is a floor, not a broker benchmark."
+  echo
+  echo "| compression | MB/s (median) | events/s (median) |"
+  echo "|---|---|---|"
+  awk '/^BenchmarkKafkaDeliver/ {
+      name=$1; sub(/-[0-9]+$/, "", name); sub(/.*\//, "", name)
+      for (i=2; i<=NF; i++) { if ($(i)=="MB/s") mb[name]=mb[name] " " $(i-1); if ($(i)=="events/s") ev[name]=ev[name] " " $(i-1) }
+      if (!(name in seen)) { seen[name]=1; order[++n]=name }
+    }
+    function median(s,   a, k, i, j, t) { k=split(s, a, " "); for (i=2; i<=k; i++) for (j=i; j>1 && a[j-1]+0 > a[j]+0; j--) { t=a[j]; a[j]=a[j-1]; a[j-1]=t }; return a[int((k+1)/2)] }
+    END { for (i=1; i<=n; i++) printf "| %s | %.0f | %.0f |\n", order[i], median(mb[order[i]]), median(ev[order[i]]) }' "$sinkout"
+  echo
+  echo '```'
+  grep -E '^Benchmark' "$sinkout"
   echo '```'
 } > BENCHMARKS.md
 echo "wrote BENCHMARKS.md" >&2

@@ -1,0 +1,226 @@
+// Package kafkatest starts real-protocol Kafka brokers (franz-go's kfake)
+// on 127.0.0.1 for tests, and reads topics back with independent clients:
+// franz-go's kgo and, when installed, kcat (librdkafka).
+package kafkatest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Cluster is a kfake cluster that can be stopped and restarted on the same
+// ports with its data kept, like a broker outage.
+type Cluster struct {
+	*kfake.Cluster
+	Addrs []string
+	ports []int
+	opts  []kfake.Opt
+}
+
+// Start starts brokers brokers with topics seeded at partitions partitions,
+// persisted in a temporary directory, and closes them when the test ends.
+func Start(t testing.TB, brokers int, partitions int32, topics ...string) *Cluster {
+	t.Helper()
+	ports := freePorts(t, brokers)
+	c := &Cluster{ports: ports}
+	for _, p := range ports {
+		c.Addrs = append(c.Addrs, "127.0.0.1:"+strconv.Itoa(p))
+	}
+	c.opts = []kfake.Opt{
+		kfake.NumBrokers(brokers), kfake.Ports(ports...), kfake.DataDir(t.TempDir()), kfake.SyncWrites(),
+		kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(int(partitions)),
+	}
+	if len(topics) > 0 {
+		c.opts = append(c.opts, kfake.SeedTopics(partitions, topics...))
+	}
+	c.start(t)
+	t.Cleanup(func() {
+		if c.Cluster != nil {
+			c.Cluster.Close()
+		}
+	})
+	return c
+}
+
+func (c *Cluster) start(t testing.TB) {
+	t.Helper()
+	var err error
+	for range 50 { // the ports of a just-closed cluster can take a moment to free
+		if c.Cluster, err = kfake.NewCluster(c.opts...); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("starting kfake: %v", err)
+}
+
+// Stop closes every broker; Restart brings them back with their data.
+func (c *Cluster) Stop() {
+	c.Cluster.Close()
+	c.Cluster = nil
+}
+
+// Restart starts the brokers again on the same ports.
+func (c *Cluster) Restart(t testing.TB) { c.start(t) }
+
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ports []int
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// Record is a message read back from Kafka.
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Headers   map[string]string
+}
+
+// Consume reads topic from the beginning with franz-go until want records
+// arrived or timeout passed.
+func Consume(t testing.TB, addrs []string, topic string, want int, timeout time.Duration) []Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []Record
+	for len(out) < want && ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) {
+			h := map[string]string{}
+			for _, x := range r.Headers {
+				h[x.Key] = string(x.Value)
+			}
+			out = append(out, Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Headers: h})
+		})
+	}
+	return out
+}
+
+// KcatPath returns kcat's path. Where EVENTRELAY_REQUIRE_KCAT is set (CI
+// sets it) a missing kcat fails the test; elsewhere it skips it.
+func KcatPath(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("kcat")
+	if err != nil {
+		if os.Getenv("EVENTRELAY_REQUIRE_KCAT") != "" {
+			t.Fatalf("kcat is required (EVENTRELAY_REQUIRE_KCAT is set) but not installed: %v", err)
+		}
+		t.Skip("kcat not installed (apt-get install -y kcat); CI installs it")
+	}
+	return p
+}
+
+// Kcat reads every record of topic with kcat (librdkafka), an independent
+// client, and exits at the end of the partitions.
+func Kcat(t testing.TB, addrs []string, topic string) []Record {
+	t.Helper()
+	bin := KcatPath(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-C", "-b", addrs[0], "-t", topic, "-o", "beginning", "-e", "-q", "-J")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kcat: %v", err)
+	}
+	var recs []Record
+	dec := json.NewDecoder(bytesReader(out))
+	for dec.More() {
+		var m struct {
+			Topic     string   `json:"topic"`
+			Partition int32    `json:"partition"`
+			Offset    int64    `json:"offset"`
+			Key       *string  `json:"key"`
+			Payload   *string  `json:"payload"`
+			Headers   []string `json:"headers"`
+		}
+		if err := dec.Decode(&m); err != nil {
+			t.Fatalf("parsing kcat output: %v", err)
+		}
+		r := Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Headers: map[string]string{}}
+		if m.Key != nil {
+			r.Key = []byte(*m.Key)
+		}
+		if m.Payload != nil {
+			r.Value = []byte(*m.Payload)
+		}
+		if len(m.Headers)%2 != 0 {
+			t.Fatalf("odd kcat header list %v", m.Headers)
+		}
+		for i := 0; i < len(m.Headers); i += 2 {
+			r.Headers[m.Headers[i]] = m.Headers[i+1]
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// Murmur2Partition is the Java client's default partitioner for a keyed
+// record, written from the Java source so tests check it independently.
+func Murmur2Partition(key []byte, partitions int) int32 {
+	const seed, m, r = 0x9747b28c, 0x5bd1e995, 24
+	n := len(key)
+	h := uint32(seed) ^ uint32(n)
+	for i := 0; i+4 <= n; i += 4 {
+		k := uint32(key[i]) | uint32(key[i+1])<<8 | uint32(key[i+2])<<16 | uint32(key[i+3])<<24
+		k *= m
+		k ^= k >> r
+		k *= m
+		h *= m
+		h ^= k
+	}
+	rest := key[n&^3:]
+	switch len(rest) {
+	case 3:
+		h ^= uint32(rest[2]) << 16
+		fallthrough
+	case 2:
+		h ^= uint32(rest[1]) << 8
+		fallthrough
+	case 1:
+		h ^= uint32(rest[0])
+		h *= m
+	}
+	h ^= h >> 13
+	h *= m
+	h ^= h >> 15
+	return int32((h & 0x7fffffff) % uint32(partitions))
+}
+
+// String describes a record for failure messages.
+func (r Record) String() string {
+	return fmt.Sprintf("%s/%d@%d key=%q", r.Topic, r.Partition, r.Offset, r.Key)
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -1,0 +1,222 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/eventrelay/eventrelay/internal/envelope"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+)
+
+// Kafka is the Kafka sink: acks=all, synchronous per batch, murmur2 keys
+// (the Java client's partitioning), retries with backoff until delivered.
+type Kafka struct {
+	cfg    KafkaConfig
+	w      *kafka.Writer
+	router *Router
+	log    zerolog.Logger
+	m      *metrics
+	sleep  func(ctx context.Context, d time.Duration) error
+}
+
+// NewKafka builds the sink. reg may be nil (no metrics). It does not
+// connect; use Check to verify the brokers are reachable.
+func NewKafka(cfg KafkaConfig, log zerolog.Logger, reg prometheus.Registerer) (*Kafka, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	router, _ := NewRouter(cfg.Topic, cfg.FallbackTopic)
+	comp, _ := codec(cfg.Compression)
+	tlsCfg, err := cfg.TLS.build()
+	if err != nil {
+		return nil, err
+	}
+	mech, err := cfg.SASL.build()
+	if err != nil {
+		return nil, err
+	}
+	w := &kafka.Writer{
+		Addr:         kafka.TCP(cfg.Brokers...),
+		Balancer:     &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchSize:    cfg.BatchSize,
+		BatchBytes:   cfg.BatchBytes,
+		BatchTimeout: cfg.Linger,
+		Compression:  comp,
+		WriteTimeout: cfg.WriteTimeout,
+		// kafka-go retries a failing partition batch a few times itself;
+		// longer outages are retried by Deliver, which also observes ctx.
+		MaxAttempts:     3,
+		WriteBackoffMin: cfg.RetryBackoffMin,
+		WriteBackoffMax: cfg.RetryBackoffMin * 4,
+		Transport: &kafka.Transport{
+			ClientID: cfg.ClientID, TLS: tlsCfg, SASL: mech,
+			DialTimeout: 5 * time.Second, MetadataTTL: 30 * time.Second,
+		},
+	}
+	return &Kafka{cfg: cfg, w: w, router: router, log: log, m: newMetrics(reg), sleep: sleepCtx}, nil
+}
+
+// Check asks the brokers for the DLQ topic's metadata, proving they are
+// reachable and the credentials work.
+func (k *Kafka) Check(ctx context.Context) error {
+	client := &kafka.Client{Addr: k.w.Addr, Transport: k.w.Transport, Timeout: 10 * time.Second}
+	res, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{k.cfg.DLQTopic}})
+	if err != nil {
+		return fmt.Errorf("reaching kafka brokers %v: %w", k.cfg.Brokers, err)
+	}
+	if len(res.Brokers) == 0 {
+		return fmt.Errorf("kafka brokers %v returned no brokers", k.cfg.Brokers)
+	}
+	return nil
+}
+
+// Close flushes and closes the writer.
+func (k *Kafka) Close() error { return k.w.Close() }
+
+// pending is a message not yet acknowledged, with what it came from.
+type pending struct {
+	msg   kafka.Message
+	event *envelope.Event // nil for dead letters
+	alone bool            // being retried on its own after a permanent error
+}
+
+// Deliver writes the batch and returns when every message is acknowledged.
+func (k *Kafka) Deliver(ctx context.Context, b *Batch) error {
+	start := time.Now()
+	msgs := make([]pending, 0, b.Len())
+	for i := range b.Events {
+		msgs = k.appendEvent(msgs, &b.Events[i], b)
+	}
+	for i := range b.Dead {
+		msgs = append(msgs, pending{msg: k.deadMessage(&b.Dead[i])})
+	}
+	for attempt := 0; len(msgs) > 0; attempt++ {
+		if attempt > 0 {
+			k.m.retries.Inc()
+			if err := k.sleep(ctx, backoff(attempt, k.cfg.RetryBackoffMin, k.cfg.RetryBackoffMax)); err != nil {
+				return fmt.Errorf("delivering %d messages: %w", len(msgs), err)
+			}
+		}
+		var err error
+		if msgs, err = k.attempt(ctx, msgs, b); err != nil {
+			return err
+		}
+	}
+	k.m.acked(b)
+	k.m.batchSeconds.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// topicKey identifies a message stream whose order must be kept.
+type topicKey struct{ topic, key string }
+
+// attempt writes msgs once and returns those still to be sent, in order.
+// Messages marked alone (a permanent error hit their batch) are written on
+// their own, so the rejection is pinned on the right message. A message
+// after a failed one with the same topic and key is re-sent too, so the
+// last copy of each key's messages in Kafka is in order.
+func (k *Kafka) attempt(ctx context.Context, msgs []pending, b *Batch) ([]pending, error) {
+	var retry []pending
+	blocked := map[topicKey]bool{}
+	for len(msgs) > 0 {
+		n := 1
+		for !msgs[0].alone && n < len(msgs) && !msgs[n].alone {
+			n++
+		}
+		seg := msgs[:n]
+		msgs = msgs[n:]
+		err := k.write(ctx, seg)
+		if err == nil && len(blocked) == 0 {
+			continue
+		}
+		r, err := k.failed(ctx, seg, err, blocked, b)
+		if err != nil {
+			return nil, err
+		}
+		retry = append(retry, r...)
+	}
+	return retry, nil
+}
+
+func (k *Kafka) write(ctx context.Context, msgs []pending) error {
+	out := make([]kafka.Message, len(msgs))
+	for i := range msgs {
+		out[i] = msgs[i].msg
+	}
+	return k.w.WriteMessages(ctx, out...)
+}
+
+// failed sorts the outcome of a write (err may be nil when only earlier
+// failures block keys) into messages to retry, dead letters and fatal
+// errors.
+func (k *Kafka) failed(ctx context.Context, msgs []pending, err error, blocked map[topicKey]bool, b *Batch) ([]pending, error) {
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("delivering %d messages: %w", len(msgs), ctx.Err())
+	}
+	werrs := make(kafka.WriteErrors, len(msgs))
+	if err != nil {
+		k.m.produceErrs.Inc()
+		if !errors.As(err, &werrs) || len(werrs) != len(msgs) {
+			if fatal(err) {
+				return nil, fmt.Errorf("delivering to kafka: %w", err)
+			}
+			k.log.Warn().Err(err).Int("messages", len(msgs)).Msg("kafka write failed, retrying")
+			for _, p := range msgs {
+				blocked[topicKey{p.msg.Topic, string(p.msg.Key)}] = true
+			}
+			return msgs, nil
+		}
+		k.log.Warn().Err(err).Int("messages", len(msgs)).Msg("kafka write failed, retrying")
+	}
+	var retry []pending
+	for i, p := range msgs {
+		e := werrs[i]
+		id := topicKey{p.msg.Topic, string(p.msg.Key)}
+		switch {
+		case e == nil && !blocked[id]:
+			continue // acknowledged, and nothing before it with its key failed
+		case e != nil && fatal(e):
+			return nil, fmt.Errorf("delivering to topic %s: %w", p.msg.Topic, e)
+		case e != nil && permanent(e) && p.alone:
+			if p.event == nil {
+				return nil, fmt.Errorf("dead-letter topic %s rejected a message: %w", p.msg.Topic, e)
+			}
+			b.Dead = append(b.Dead, DeadLetter{Format: p.event.Source, Kind: KindRejected,
+				Reason: "kafka rejected the event: " + e.Error(), Raw: p.event.Raw, Pos: p.event.Pos, Event: p.event})
+			retry = append(retry, pending{msg: k.deadMessage(&b.Dead[len(b.Dead)-1])})
+			continue
+		case e != nil && permanent(e):
+			p.alone = true
+		}
+		blocked[id] = true
+		retry = append(retry, p)
+	}
+	return retry, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// backoff is exponential from min, capped at max, with jitter.
+func backoff(attempt int, lo, hi time.Duration) time.Duration {
+	d := lo << min(attempt-1, 20)
+	if d > hi || d <= 0 {
+		d = hi
+	}
+	return d/2 + rand.N(d/2+1)
+}

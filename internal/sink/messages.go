@@ -1,0 +1,80 @@
+package sink
+
+import (
+	"errors"
+
+	"github.com/eventrelay/eventrelay/internal/envelope"
+	"github.com/segmentio/kafka-go"
+)
+
+// messageOverhead approximates a record's framing in a Kafka batch.
+const messageOverhead = 64
+
+func messageSize(m *kafka.Message) int {
+	n := len(m.Key) + len(m.Value) + messageOverhead
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value) + 8
+	}
+	return n
+}
+
+// appendEvent turns an event into its message per the contract: key = the
+// ordering key, value = the raw event, headers = event metadata. An event
+// too large for Kafka becomes a dead letter instead.
+func (k *Kafka) appendEvent(msgs []pending, e *envelope.Event, b *Batch) []pending {
+	m := kafka.Message{
+		Topic:   k.router.Topic(e),
+		Key:     []byte(e.Key),
+		Value:   e.Raw,
+		Headers: eventHeaders(make([]kafka.Header, 0, 7), e),
+	}
+	if size := messageSize(&m); size > k.cfg.MaxMessageBytes {
+		b.Dead = append(b.Dead, DeadLetter{Format: e.Source, Kind: string(envelope.KindTooLarge),
+			Reason: "event is larger than sink.kafka.max_message_bytes", Raw: e.Raw, Pos: e.Pos, Event: e})
+		return msgs
+	}
+	return append(msgs, pending{msg: m, event: e})
+}
+
+// deadMessage builds the DLQ message for d: value = the raw bytes (cut to
+// fit max_message_bytes, with the original length in a header), key = the
+// source position.
+func (k *Kafka) deadMessage(d *DeadLetter) kafka.Message {
+	m := kafka.Message{Topic: k.cfg.DLQTopic, Key: []byte(d.Pos.String()), Value: d.Raw, Headers: deadHeaders(d, 0)}
+	if messageSize(&m) > k.cfg.MaxMessageBytes {
+		m.Value = nil
+		m.Headers = deadHeaders(d, len(d.Raw))
+		m.Value = d.Raw[:max(k.cfg.MaxMessageBytes-messageSize(&m), 0)]
+	}
+	return m
+}
+
+// fatal errors cannot be fixed by retrying or dead-lettering: the
+// configuration or permissions are wrong.
+func fatal(err error) bool {
+	var ke kafka.Error
+	if !errors.As(err, &ke) {
+		return false
+	}
+	switch ke {
+	case kafka.TopicAuthorizationFailed, kafka.ClusterAuthorizationFailed, kafka.SASLAuthenticationFailed,
+		kafka.TransactionalIDAuthorizationFailed, kafka.UnsupportedSASLMechanism:
+		return true
+	}
+	return false
+}
+
+// permanent errors reject a specific message: retrying it cannot succeed,
+// so it is dead-lettered.
+func permanent(err error) bool {
+	var ke kafka.Error
+	if !errors.As(err, &ke) {
+		return false
+	}
+	switch ke {
+	case kafka.MessageSizeTooLarge, kafka.RecordListTooLarge, kafka.InvalidRecord, kafka.InvalidMessage,
+		kafka.InvalidTopic, kafka.UnsupportedCompressionType:
+		return true
+	}
+	return false
+}

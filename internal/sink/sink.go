@@ -1,0 +1,55 @@
+package sink
+
+import (
+	"context"
+
+	"github.com/eventrelay/eventrelay/internal/envelope"
+)
+
+// Sink delivers batches. Deliver returns nil only when every event and dead
+// letter of the batch is durably acknowledged; it may be called from several
+// goroutines at once (one per shard or object), and keeps each caller's
+// per-key order.
+type Sink interface {
+	Deliver(ctx context.Context, b *Batch) error
+	Close() error
+}
+
+// Batch is what a source hands over in one acknowledgement unit.
+type Batch struct {
+	Events []envelope.Event
+	Dead   []DeadLetter
+}
+
+// Len is the number of messages the batch produces.
+func (b *Batch) Len() int { return len(b.Events) + len(b.Dead) }
+
+// Reset empties the batch, keeping its capacity.
+func (b *Batch) Reset() {
+	clear(b.Events)
+	b.Events = b.Events[:0]
+	clear(b.Dead)
+	b.Dead = b.Dead[:0]
+}
+
+// DeadLetter is input that cannot become a normal message: a record that
+// failed to decode, or an event Kafka permanently rejected. It goes to the
+// dead-letter topic with its raw bytes, position and reason.
+type DeadLetter struct {
+	Format envelope.Format
+	Kind   string // an envelope.ErrorKind, or "rejected" for Kafka rejections
+	Reason string
+	Raw    []byte
+	Pos    envelope.Position
+	// Event is set when a decoded event was rejected by Kafka; its headers
+	// are kept on the dead letter.
+	Event *envelope.Event
+}
+
+// KindRejected marks an event Kafka refused permanently.
+const KindRejected = "rejected"
+
+// FromDecodeError turns a decode error into a dead letter.
+func FromDecodeError(e *envelope.Error) DeadLetter {
+	return DeadLetter{Format: e.Format, Kind: string(e.Kind), Reason: e.Reason, Raw: e.Raw, Pos: e.Pos}
+}

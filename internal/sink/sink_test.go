@@ -1,0 +1,191 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventrelay/eventrelay/internal/envelope"
+	"github.com/segmentio/kafka-go"
+)
+
+func TestRouter(t *testing.T) {
+	ev := &envelope.Event{Source: envelope.FormatOneWelcome, Type: "UserSignedInEvent", Tenant: "50a7/dbf5", Category: "public"}
+	noCat := &envelope.Event{Source: envelope.FormatFulfillmenttools, Type: "order-created_event-v1"}
+	tests := []struct {
+		template string
+		ev       *envelope.Event
+		want     string
+		wantErr  string
+	}{
+		{"events", ev, "events", ""},
+		{"events.{source}", ev, "events.onewelcome", ""},
+		{"events.{source}.{category}", ev, "events.onewelcome.public", ""},
+		{"events.{source}.{category}", noCat, "fallback", ""},
+		{"tenant-{tenant}", ev, "tenant-50a7_dbf5", ""},
+		{"{type}", noCat, "order-created_event-v1", ""},
+		{"events.{nope}", ev, "", "unknown placeholder {nope}"},
+		{"events.{source", ev, "", "unclosed"},
+		{"bad topic", ev, "", "not a valid Kafka topic"},
+	}
+	for _, tc := range tests {
+		r, err := NewRouter(tc.template, "fallback")
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("NewRouter(%q) error = %v, want %q", tc.template, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("NewRouter(%q): %v", tc.template, err)
+		}
+		if got := r.Topic(tc.ev); got != tc.want {
+			t.Errorf("%q: topic = %q, want %q", tc.template, got, tc.want)
+		}
+	}
+}
+
+func TestKafkaConfigValidate(t *testing.T) {
+	ok := KafkaConfig{Brokers: []string{"127.0.0.1:9092"}}
+	tests := []struct {
+		name string
+		mod  func(*KafkaConfig)
+		want string // "" means valid
+	}{
+		{"defaults", func(*KafkaConfig) {}, ""},
+		{"no brokers", func(c *KafkaConfig) { c.Brokers = nil }, "sink.kafka.brokers: must not be empty"},
+		{"broker without port", func(c *KafkaConfig) { c.Brokers = []string{"kafka"} }, `sink.kafka.brokers: "kafka" is not host:port`},
+		{"bad template", func(c *KafkaConfig) { c.Topic = "x.{who}" }, "sink.kafka.topic: unknown placeholder {who}"},
+		{"bad dlq", func(c *KafkaConfig) { c.DLQTopic = "dead letters" }, "sink.kafka.dlq_topic"},
+		{"compression", func(c *KafkaConfig) { c.Compression = "brotli" }, "sink.kafka.compression: want none, gzip, snappy, lz4 or zstd"},
+		{"batch bytes below message size", func(c *KafkaConfig) { c.BatchBytes = 2048 }, "sink.kafka.batch_bytes"},
+		{"sasl without user", func(c *KafkaConfig) { c.SASL.Mechanism = "SCRAM-SHA-512"; c.SASL.PasswordFile = "/x" }, "sink.kafka.sasl.username"},
+		{"plain without tls", func(c *KafkaConfig) {
+			c.SASL = SASLConfig{Mechanism: "PLAIN", Username: "u", Password: "p"}
+		}, "sink.kafka.sasl.mechanism: PLAIN sends the password in clear text"},
+		{"plain with tls", func(c *KafkaConfig) {
+			c.SASL = SASLConfig{Mechanism: "PLAIN", Username: "u", Password: "p"}
+			c.TLS.Enabled = true
+		}, ""},
+		{"unknown sasl", func(c *KafkaConfig) { c.SASL.Mechanism = "GSSAPI" }, "sink.kafka.sasl.mechanism: want PLAIN"},
+		{"half mtls", func(c *KafkaConfig) { c.TLS.CertFile = "c.pem" }, "sink.kafka.tls.cert_file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ok
+			tc.mod(&c)
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("unexpected error %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	c := SASLConfig{Mechanism: "PLAIN", Username: "u", Password: "hunter2"}
+	for _, s := range []string{
+		func() string { b, _ := json.Marshal(c); return string(b) }(),
+		func() string { return strings.Join([]string{c.Password.String()}, "") }(),
+	} {
+		if strings.Contains(s, "hunter2") {
+			t.Errorf("secret leaked: %s", s)
+		}
+	}
+}
+
+// TestHeadersContract pins the Kafka message contract: these headers are
+// what downstream teams rely on.
+func TestHeadersContract(t *testing.T) {
+	ev := &envelope.Event{ID: "3b307680", Type: "UserSignedInEvent", Source: envelope.FormatOneWelcome, Tenant: "t1",
+		Category: "public", OccurredAt: time.Date(2022, 7, 13, 16, 59, 43, 596191000, time.UTC),
+		Pos: envelope.Position{Shard: "shardId-000000000003", Sequence: "4959", Index: 2}}
+	got := map[string]string{}
+	var order []string
+	for _, h := range eventHeaders(nil, ev) {
+		got[h.Key] = string(h.Value)
+		order = append(order, h.Key)
+	}
+	want := map[string]string{
+		"event-id": "3b307680", "event-type": "UserSignedInEvent", "event-source": "onewelcome", "event-tenant": "t1",
+		"event-category": "public", "event-occurred-at": "2022-07-13T16:59:43.596191Z", "source-position": "shardId-000000000003/4959#2",
+	}
+	if len(got) != len(want) {
+		t.Errorf("headers %v, want %v", order, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("header %s = %q, want %q", k, got[k], v)
+		}
+	}
+	// Replay positions differ only in source-position.
+	replay := *ev
+	replay.Pos = envelope.Position{Object: "public/2022/07/13/16/f.gz", Line: 4, Offset: 100}
+	for _, h := range eventHeaders(nil, &replay) {
+		if h.Key != HeaderPosition && got[h.Key] != string(h.Value) {
+			t.Errorf("replayed event header %s = %q, live %q", h.Key, h.Value, got[h.Key])
+		}
+	}
+	if got := eventHeaders(nil, &envelope.Event{ID: "x"}); len(got) != 5 {
+		t.Errorf("empty tenant and category should be omitted, got %d headers", len(got))
+	}
+}
+
+func TestPermanentAndFatal(t *testing.T) {
+	if !permanent(kafka.MessageSizeTooLarge) || permanent(kafka.LeaderNotAvailable) || permanent(context.Canceled) {
+		t.Error("permanent() misclassifies")
+	}
+	if !fatal(kafka.TopicAuthorizationFailed) || fatal(kafka.NotLeaderForPartition) {
+		t.Error("fatal() misclassifies")
+	}
+}
+
+func TestStdoutSink(t *testing.T) {
+	var out bytes.Buffer
+	s := NewStdout(&out, nil)
+	evs := testEvents(2, 2, 5)
+	b := Batch{Events: evs, Dead: []DeadLetter{{Format: "onewelcome", Kind: "syntax", Reason: "bad", Raw: []byte("\xff\x00")}}}
+	if err := s.Deliver(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("got %d lines", len(lines))
+	}
+	var ev struct {
+		ID  string          `json:"id"`
+		Raw json.RawMessage `json:"raw"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &ev); err != nil || ev.ID != evs[0].ID || string(ev.Raw) != string(evs[0].Raw) {
+		t.Errorf("event line %q: %v", lines[0], err)
+	}
+	var dl struct {
+		DeadLetter struct {
+			Kind      string `json:"kind"`
+			RawBase64 []byte `json:"raw_base64"`
+		} `json:"dead_letter"`
+	}
+	if err := json.Unmarshal([]byte(lines[2]), &dl); err != nil || dl.DeadLetter.Kind != "syntax" || string(dl.DeadLetter.RawBase64) != "\xff\x00" {
+		t.Errorf("dead letter line %q: %v", lines[2], err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Deliver(ctx, &b); err == nil {
+		t.Error("Deliver on a cancelled context succeeded")
+	}
+}
+
+func TestBackoffBounds(t *testing.T) {
+	for attempt := 1; attempt < 40; attempt++ {
+		d := backoff(attempt, 100*time.Millisecond, 5*time.Second)
+		if d < 50*time.Millisecond || d > 5*time.Second {
+			t.Fatalf("attempt %d: backoff %v out of bounds", attempt, d)
+		}
+	}
+}
