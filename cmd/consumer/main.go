@@ -29,6 +29,9 @@ const (
 	exitOK       = 0 // everything was read and delivered
 	exitBadInput = 1 // finished, but some input was bad (reported on stderr) or a run failed
 	exitUsage    = 2 // the command line or configuration is wrong
+	// exitCredentials: AWS refused the credentials (wrong external ID or
+	// role, no base credentials).
+	exitCredentials = 3
 )
 
 type command struct {
@@ -40,6 +43,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"decode", "decode vendor event files into normalized events (JSON lines)", runDecode},
+		{"credentials", "check AWS credentials and the cross-account role assumption", runCredentials},
 		{"version", "print the version, commit and build date", runVersion},
 	}
 }
@@ -75,11 +79,12 @@ Usage:
 Commands:
 `)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
 Run 'consumer help <command>' for a command's flags and examples.
 
-Exit codes: 0 success, 1 some input was bad or the run failed, 2 usage or configuration error.
+Exit codes: 0 success, 1 some input was bad or the run failed, 2 usage or configuration error,
+3 AWS credentials refused.
 `)
 }

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/eventrelay/eventrelay/internal/awstest"
 	"strings"
 	"testing"
 )
@@ -97,5 +101,34 @@ func TestHelpTeaches(t *testing.T) {
 		if !strings.Contains(stderr, want) && !strings.Contains(stderr, strings.TrimPrefix(want, "-")) {
 			t.Errorf("decode help lacks %q", want)
 		}
+	}
+}
+
+func TestCredentialsCommand(t *testing.T) {
+	const role = "arn:aws:iam::111122223333:role/reader"
+	for _, k := range []string{"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ENDPOINT_URL"} {
+		t.Setenv(k, "")
+	}
+	dir := t.TempDir()
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDBASE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "base-secret")
+	sts := awstest.NewSTS(t, role, "the-right-id", awstest.Issued{AccessKeyID: "AKIDBASE", Secret: "base-secret"})
+	right, wrong := filepath.Join(dir, "right"), filepath.Join(dir, "wrong")
+	os.WriteFile(right, []byte("the-right-id"), 0o600)
+	os.WriteFile(wrong, []byte("a-wrong-id"), 0o600)
+
+	code, out, stderr := runCLI(t, "", "credentials", "--region", "eu-west-1", "--sts-endpoint", sts.URL, "--role-arn", role, "--external-id-file", right)
+	if code != exitOK || !strings.Contains(out, "account 123456789012") {
+		t.Errorf("right external ID: exit %d, out %q, err %q", code, out, stderr)
+	}
+	code, _, stderr = runCLI(t, "", "credentials", "--region", "eu-west-1", "--sts-endpoint", sts.URL, "--role-arn", role, "--external-id-file", wrong)
+	if code != exitCredentials || !strings.Contains(stderr, role) || !strings.Contains(stderr, "external ID") || strings.Contains(stderr, "a-wrong-id") {
+		t.Errorf("wrong external ID: exit %d (want %d), stderr %q", code, exitCredentials, stderr)
+	}
+	if code, _, _ := runCLI(t, "", "credentials", "--role-arn", "not-an-arn"); code != exitUsage {
+		t.Errorf("bad ARN: exit %d, want %d", code, exitUsage)
 	}
 }

@@ -1,0 +1,63 @@
+package assumerole
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/rs/zerolog"
+)
+
+// health remembers the last refresh outcome.
+type health struct {
+	mu   sync.Mutex
+	last error
+}
+
+func (h *health) record(err error) {
+	h.mu.Lock()
+	h.last = err
+	h.mu.Unlock()
+}
+
+func (h *health) err() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last
+}
+
+// Watch keeps credentials fresh without waiting for traffic: it retrieves
+// them every interval through the cache (a no-op while they are valid, a
+// refresh when they near expiry) and, after a failure, retries with
+// backoff from 1s up to interval. Failures are logged without secrets and
+// make Healthy report the error, so the service turns not ready instead of
+// crashing. Watch returns when ctx ends.
+func Watch(ctx context.Context, cache aws.CredentialsProvider, creds *Credentials, interval time.Duration, log zerolog.Logger) {
+	delay := interval
+	for {
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if _, err := cache.Retrieve(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if delay == interval {
+				delay = time.Second
+			} else {
+				delay = min(delay*2, interval)
+			}
+			log.Error().Err(err).Str("role_arn", creds.role).Dur("retry_in", delay).Msg("refreshing AWS credentials failed")
+			continue
+		}
+		if delay != interval {
+			log.Info().Str("role_arn", creds.role).Msg("AWS credentials refreshed again")
+		}
+		delay = interval
+	}
+}

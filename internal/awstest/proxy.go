@@ -1,0 +1,75 @@
+package awstest
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"testing"
+)
+
+// SigningProxy forwards to an emulator (which checks no signatures) only
+// requests correctly SigV4-signed with credentials the STS server issued
+// or accepts, and unexpired; others get AWS's 400/403 error. It records
+// the access keys used, so tests can prove which credentials signed.
+type SigningProxy struct {
+	URL string
+
+	mu       sync.Mutex
+	used     map[string]int
+	rejected []string
+}
+
+// NewSigningProxy starts a proxy in front of target.
+func NewSigningProxy(t testing.TB, target string, sts *STS) *SigningProxy {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &SigningProxy{used: map[string]int{}}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		akid, err := VerifySigV4(r, body, sts.Lookup)
+		p.mu.Lock()
+		if err != nil {
+			p.rejected = append(p.rejected, fmt.Sprintf("%s: %v", akid, err))
+		} else {
+			p.used[akid]++
+		}
+		p.mu.Unlock()
+		if err != nil {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"__type":"ExpiredTokenException","message":%q}`, err.Error())
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p.URL = srv.URL
+	return p
+}
+
+// Used returns how many forwarded requests each access key signed.
+func (p *SigningProxy) Used() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range p.used {
+		out[k] = v
+	}
+	return out
+}
+
+// Rejected returns the reasons of refused requests.
+func (p *SigningProxy) Rejected() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.rejected...)
+}
