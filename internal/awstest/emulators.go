@@ -2,6 +2,7 @@ package awstest
 
 import (
 	"fmt"
+	"github.com/eventrelay/eventrelay/internal/testnet"
 	"net"
 	"os"
 	"os/exec"
@@ -59,7 +60,7 @@ func requireModule(t testing.TB, name string) string {
 func StartKinesis(t testing.TB) *Emulator {
 	t.Helper()
 	dir := requireModule(t, "kinesis-local")
-	ports := FreePorts(t, 2)
+	ports := testnet.FreePorts(t, 2)
 	cmd := exec.Command("node", "main.js")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
@@ -73,7 +74,7 @@ func StartKinesis(t testing.TB) *Emulator {
 func StartDynamoDB(t testing.TB) *Emulator {
 	t.Helper()
 	dir := requireModule(t, "dynalite")
-	port := FreePorts(t, 1)[0]
+	port := testnet.FreePorts(t, 1)[0]
 	cmd := exec.Command("node", filepath.Join(dir, "cli.js"), "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--createTableMs", "20", "--deleteTableMs", "20", "--updateTableMs", "20")
 	return start(t, cmd, port, "dynalite")
 }
@@ -114,23 +115,4 @@ func (e *Emulator) Stop() {
 	syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
 	e.cmd.Wait()
 	e.cmd = nil
-}
-
-// FreePorts returns n ports free on 127.0.0.1 right now.
-func FreePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ports []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
 }

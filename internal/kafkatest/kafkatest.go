@@ -8,8 +8,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/eventrelay/eventrelay/internal/testnet"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -33,7 +33,7 @@ type Cluster struct {
 // persisted in a temporary directory, and closes them when the test ends.
 func Start(t testing.TB, brokers int, partitions int32, topics ...string) *Cluster {
 	t.Helper()
-	ports := freePorts(t, brokers)
+	ports := testnet.FreePorts(t, brokers)
 	c := &Cluster{ports: ports}
 	for _, p := range ports {
 		c.Addrs = append(c.Addrs, "127.0.0.1:"+strconv.Itoa(p))
@@ -74,24 +74,6 @@ func (c *Cluster) Stop() {
 
 // Restart starts the brokers again on the same ports.
 func (c *Cluster) Restart(t testing.TB) { c.start(t) }
-
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ports []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
 
 // Record is a message read back from Kafka.
 type Record struct {
