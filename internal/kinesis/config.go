@@ -1,0 +1,138 @@
+package kinesis
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/eventrelay/eventrelay/internal/envelope"
+)
+
+// Config configures the stream worker. Zero fields take the defaults in
+// their comments (DefaultConfig).
+type Config struct {
+	// Stream is the Kinesis stream name. Required.
+	Stream string `yaml:"stream"`
+	// Application names the consumer; it is the lease table's name unless
+	// LeaseTable is set. Default "eventrelay".
+	Application string `yaml:"application"`
+	// LeaseTable is the DynamoDB table of shard leases and checkpoints,
+	// created on demand (PAY_PER_REQUEST) if missing. Default Application.
+	LeaseTable string `yaml:"lease_table"`
+	// WorkerID identifies this worker in the lease table. Default
+	// hostname plus a random suffix.
+	WorkerID string `yaml:"worker_id"`
+	// InitialPosition for shards without a checkpoint: TRIM_HORIZON
+	// (default: nothing retained is skipped), LATEST or AT_TIMESTAMP.
+	InitialPosition string `yaml:"initial_position"`
+	// InitialTimestamp for AT_TIMESTAMP.
+	InitialTimestamp time.Time `yaml:"initial_timestamp"`
+	// MaxRecords per GetRecords call. Default 10000 (the Kinesis maximum).
+	MaxRecords int `yaml:"max_records"`
+	// IdleBetweenReads is the pause after an empty read. Default 200ms,
+	// which bounds latency at low rates.
+	IdleBetweenReads time.Duration `yaml:"idle_between_reads"`
+	// ShardSyncInterval is how often shards and leases are re-listed (new
+	// shards after resharding, leases of failed workers). Default 10s.
+	ShardSyncInterval time.Duration `yaml:"shard_sync_interval"`
+	// FailoverTime is how long a lease lives without renewal before another
+	// worker may take it. Default 10s.
+	FailoverTime time.Duration `yaml:"failover_time"`
+	// MaxLeasesForWorker caps the shards one worker holds (0: no cap).
+	MaxLeasesForWorker int `yaml:"max_leases_for_worker"`
+	// LeaseStealing lets a worker take leases from busier workers so the
+	// shards even out across replicas. Default off.
+	LeaseStealing bool `yaml:"lease_stealing"`
+	// EnhancedFanOut reads with SubscribeToShard (dedicated throughput per
+	// consumer) instead of polling; ConsumerName names the registration.
+	EnhancedFanOut bool   `yaml:"enhanced_fan_out"`
+	ConsumerName   string `yaml:"consumer_name"`
+	// Format of the records' data. Default onewelcome.
+	Format envelope.Format `yaml:"format"`
+	// MaxEventSize is the decoder's per-event limit. Default 1 MiB.
+	MaxEventSize int `yaml:"max_event_size"`
+	// DrainTimeout bounds a graceful stop: finish delivering the batch in
+	// hand, checkpoint, release leases. Default 30s.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+}
+
+// DefaultConfig returns the defaults applied to zero fields.
+func DefaultConfig() Config {
+	return Config{
+		Application: "eventrelay", InitialPosition: "TRIM_HORIZON", MaxRecords: 10000,
+		IdleBetweenReads: 200 * time.Millisecond, ShardSyncInterval: 10 * time.Second,
+		FailoverTime: 10 * time.Second, Format: envelope.FormatOneWelcome,
+		MaxEventSize: envelope.DefaultMaxEventSize, DrainTimeout: 30 * time.Second,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&c.Application, d.Application)
+	def(&c.LeaseTable, c.Application)
+	def(&c.InitialPosition, d.InitialPosition)
+	c.InitialPosition = strings.ToUpper(c.InitialPosition)
+	if c.WorkerID == "" {
+		host, _ := os.Hostname()
+		c.WorkerID = fmt.Sprintf("%s-%d", host, time.Now().UnixNano()%1e6)
+	}
+	if c.Format == "" {
+		c.Format = d.Format
+	}
+	for _, p := range []struct {
+		v *time.Duration
+		d time.Duration
+	}{{&c.IdleBetweenReads, d.IdleBetweenReads}, {&c.ShardSyncInterval, d.ShardSyncInterval}, {&c.FailoverTime, d.FailoverTime}, {&c.DrainTimeout, d.DrainTimeout}} {
+		if *p.v == 0 {
+			*p.v = p.d
+		}
+	}
+	if c.MaxRecords == 0 {
+		c.MaxRecords = d.MaxRecords
+	}
+	if c.MaxEventSize == 0 {
+		c.MaxEventSize = d.MaxEventSize
+	}
+	if c.ConsumerName == "" {
+		c.ConsumerName = c.Application
+	}
+	return c
+}
+
+// Validate checks the configuration, naming fields under source.kinesis.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("source.kinesis.%s: "+format, append([]any{field}, args...)...))
+	}
+	if c.Stream == "" {
+		bad("stream", "must be set to the Kinesis stream name")
+	}
+	switch c.InitialPosition {
+	case "TRIM_HORIZON", "LATEST":
+	case "AT_TIMESTAMP":
+		if c.InitialTimestamp.IsZero() {
+			bad("initial_timestamp", "must be set when initial_position is AT_TIMESTAMP")
+		}
+	default:
+		bad("initial_position", "want TRIM_HORIZON, LATEST or AT_TIMESTAMP, got %q", c.InitialPosition)
+	}
+	if c.MaxRecords < 1 || c.MaxRecords > 10000 {
+		bad("max_records", "must be between 1 and 10000, got %d", c.MaxRecords)
+	}
+	if c.FailoverTime < time.Second {
+		bad("failover_time", "must be at least 1s, got %s", c.FailoverTime)
+	}
+	if _, err := envelope.ParseFormat(string(c.Format)); err != nil {
+		bad("format", "%v", err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,73 @@
+package kinesis
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/vmware/vmware-go-kcl-v2/logger"
+)
+
+type metrics struct {
+	records        prometheus.Counter
+	events         prometheus.Counter
+	decodeErrors   *prometheus.CounterVec
+	checkpoints    prometheus.Counter
+	behind         *prometheus.GaugeVec
+	leases         prometheus.Gauge
+	deliverSeconds prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		records: prometheus.NewCounter(prometheus.CounterOpts{Name: "eventrelay_kinesis_records_total", Help: "Kinesis records delivered and checkpointed."}),
+		events:  prometheus.NewCounter(prometheus.CounterOpts{Name: "eventrelay_kinesis_events_total", Help: "Events delivered from Kinesis records."}),
+		decodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventrelay_kinesis_decode_errors_total", Help: "Records or events that failed to decode (sent to the DLQ), by kind.",
+		}, []string{"kind"}),
+		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "eventrelay_kinesis_checkpoints_total", Help: "Checkpoints written to the lease table."}),
+		behind: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "eventrelay_kinesis_millis_behind_latest", Help: "How far the last read of each shard was behind the stream's tip.",
+		}, []string{"shard_id"}),
+		leases: prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventrelay_kinesis_leases_held", Help: "Shards this worker is processing."}),
+		deliverSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "eventrelay_kinesis_batch_delivery_seconds", Help: "Time to deliver one GetRecords batch to the sink.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.records, m.events, m.decodeErrors, m.checkpoints, m.behind, m.leases, m.deliverSeconds)
+	}
+	return m
+}
+
+// The KCL MonitoringService hooks; ours are recorded by the processor.
+func (m *metrics) Init(_, _, _ string) error                   { return nil }
+func (m *metrics) Start() error                                { return nil }
+func (m *metrics) Shutdown()                                   {}
+func (m *metrics) IncrRecordsProcessed(string, int)            {}
+func (m *metrics) IncrBytesProcessed(string, int64)            {}
+func (m *metrics) MillisBehindLatest(string, float64)          {}
+func (m *metrics) DeleteMetricMillisBehindLatest(shard string) { m.behind.DeleteLabelValues(shard) }
+func (m *metrics) LeaseGained(string)                          {}
+func (m *metrics) LeaseLost(string)                            {}
+func (m *metrics) LeaseRenewed(string)                         {}
+func (m *metrics) RecordGetRecordsTime(string, float64)        {}
+func (m *metrics) RecordProcessRecordsTime(string, float64)    {}
+
+// kclLogger adapts zerolog to the KCL's logger. The library's chatter is
+// demoted one level (its Info is our Debug) so our logs stay readable.
+type kclLogger struct{ l zerolog.Logger }
+
+func (k kclLogger) Debugf(f string, a ...any) { k.l.Trace().Msg(fmt.Sprintf(f, a...)) }
+func (k kclLogger) Infof(f string, a ...any)  { k.l.Debug().Msg(fmt.Sprintf(f, a...)) }
+func (k kclLogger) Warnf(f string, a ...any)  { k.l.Warn().Msg(fmt.Sprintf(f, a...)) }
+func (k kclLogger) Errorf(f string, a ...any) { k.l.Error().Msg(fmt.Sprintf(f, a...)) }
+
+// Fatalf and Panicf are only reached by library paths eventrelay does not
+// use (it builds its own clients); they log instead of ending the process.
+func (k kclLogger) Fatalf(f string, a ...any) { k.l.Error().Bool("kcl_fatal", true).Msg(fmt.Sprintf(f, a...)) }
+func (k kclLogger) Panicf(f string, a ...any) { k.l.Error().Bool("kcl_panic", true).Msg(fmt.Sprintf(f, a...)) }
+func (k kclLogger) WithFields(f logger.Fields) logger.Logger {
+	return kclLogger{k.l.With().Fields(map[string]any(f)).Logger()}
+}

@@ -1,0 +1,109 @@
+package kinesis
+
+import (
+	"context"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/eventrelay/eventrelay/internal/envelope"
+	"github.com/eventrelay/eventrelay/internal/pipeline"
+	"github.com/eventrelay/eventrelay/internal/sink"
+	"github.com/rs/zerolog"
+	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
+)
+
+// processor handles one shard. KCL calls it from the shard's goroutine.
+type processor struct {
+	s     *Stream
+	ctx   context.Context // ends only when a drain times out
+	dec   *envelope.Decoder
+	shard string
+	log   zerolog.Logger
+	res   envelope.Result
+	batch sink.Batch
+}
+
+func (p *processor) Initialize(in *kcl.InitializationInput) {
+	p.shard = in.ShardId
+	p.log = p.s.log.With().Str("shard_id", p.shard).Logger()
+	from := ""
+	if in.ExtendedSequenceNumber != nil {
+		from = aws.ToString(in.ExtendedSequenceNumber.SequenceNumber)
+	}
+	p.log.Info().Str("checkpoint", from).Msg("lease taken; processing shard")
+	p.s.setActive(p.shard, true)
+}
+
+// ProcessRecords decodes the records, delivers every event (and dead
+// letter) and only then checkpoints the last record. It cannot return an
+// error to KCL, so it blocks and retries until the sink acknowledged; if
+// the process is stopping for good it returns without checkpointing and
+// the records are read again by the next owner of the shard.
+func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
+	if len(in.Records) == 0 {
+		p.s.m.behind.WithLabelValues(p.shard).Set(float64(in.MillisBehindLatest))
+		return
+	}
+	p.batch.Reset()
+	for i := range in.Records {
+		r := &in.Records[i]
+		p.res.Reset()
+		p.dec.Decode(&p.res, r.Data, envelope.Position{Shard: p.shard, Sequence: aws.ToString(r.SequenceNumber)})
+		pipeline.Add(&p.batch, &p.res)
+		for _, e := range p.res.Errors {
+			p.s.m.decodeErrors.WithLabelValues(string(e.Kind)).Inc()
+			p.log.Warn().Str("seq", e.Pos.Sequence).Int("index", e.Pos.Index).Str("kind", string(e.Kind)).Str("reason", e.Reason).Msg("record sent to the dead-letter topic")
+		}
+	}
+	start := time.Now()
+	if err := pipeline.Deliver(p.ctx, p.s.sink, &p.batch, p.log, 30*time.Second); err != nil {
+		p.log.Error().Err(err).Msg("stopping without checkpoint; the records will be read again")
+		return
+	}
+	last := in.Records[len(in.Records)-1].SequenceNumber
+	if !p.checkpoint(in.Checkpointer, last) {
+		return
+	}
+	p.s.m.records.Add(float64(len(in.Records)))
+	p.s.m.events.Add(float64(len(p.batch.Events)))
+	p.s.m.deliverSeconds.Observe(time.Since(start).Seconds())
+	p.s.m.behind.WithLabelValues(p.shard).Set(float64(in.MillisBehindLatest))
+}
+
+// checkpoint records seq (nil: shard end), retrying DynamoDB failures a
+// few times. A failure means the lease is likely lost; the new owner
+// re-reads from the previous checkpoint, so nothing is skipped.
+func (p *processor) checkpoint(c kcl.IRecordProcessorCheckpointer, seq *string) bool {
+	var err error
+	for attempt := range 5 {
+		if err = c.Checkpoint(seq); err == nil {
+			p.s.m.checkpoints.Inc()
+			return true
+		}
+		if p.ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(100<<attempt) * time.Millisecond)
+	}
+	p.log.Error().Err(err).Str("seq", aws.ToString(seq)).Msg("checkpoint failed; the next owner of the shard re-reads from the previous checkpoint")
+	return false
+}
+
+// Shutdown: TERMINATE (the shard ended after resharding) checkpoints
+// SHARD_END so the children start; REQUESTED (graceful stop) has nothing
+// pending because ProcessRecords checkpoints each delivered batch; ZOMBIE
+// (lease lost) must not checkpoint.
+func (p *processor) Shutdown(in *kcl.ShutdownInput) {
+	defer p.s.setActive(p.shard, false)
+	p.s.m.behind.DeleteLabelValues(p.shard)
+	switch in.ShutdownReason {
+	case kcl.TERMINATE:
+		if p.checkpoint(in.Checkpointer, nil) {
+			p.log.Info().Msg("shard ended; checkpointed SHARD_END so its children can start")
+		}
+	case kcl.ZOMBIE:
+		p.log.Warn().Msg("lease lost; not checkpointing")
+	default:
+		p.log.Info().Msg("shard released")
+	}
+}

@@ -1,0 +1,183 @@
+package kinesis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/eventrelay/eventrelay/internal/envelope"
+	"github.com/eventrelay/eventrelay/internal/sink"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	kclcfg "github.com/vmware/vmware-go-kcl-v2/clientlibrary/config"
+	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
+	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
+	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/worker"
+)
+
+// Clients are the AWS clients the worker uses; build them with
+// internal/assumerole so each can have its own credentials and endpoint.
+type Clients struct {
+	Kinesis  *kinesis.Client
+	DynamoDB *dynamodb.Client
+	Region   string
+}
+
+// Stream runs the KCL worker.
+type Stream struct {
+	cfg     Config
+	clients Clients
+	sink    sink.Sink
+	log     zerolog.Logger
+	m       *metrics
+
+	mu     sync.Mutex
+	active map[string]bool // shards with a live processor
+}
+
+// New builds a stream worker; it does not connect until Run.
+func New(cfg Config, clients Clients, s sink.Sink, log zerolog.Logger, reg prometheus.Registerer) (*Stream, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if clients.Kinesis == nil || clients.DynamoDB == nil || clients.Region == "" {
+		return nil, errors.New("kinesis: Kinesis and DynamoDB clients and a region are required")
+	}
+	cfg = cfg.withDefaults()
+	return &Stream{cfg: cfg, clients: clients, sink: s, log: log.With().Str("stream", cfg.Stream).Logger(),
+		m: newMetrics(reg), active: map[string]bool{}}, nil
+}
+
+// LeasesHeld is the number of shards this worker is processing now.
+func (s *Stream) LeasesHeld() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.active)
+}
+
+func (s *Stream) setActive(shard string, on bool) {
+	s.mu.Lock()
+	if on {
+		s.active[shard] = true
+	} else {
+		delete(s.active, shard)
+	}
+	n := len(s.active)
+	s.mu.Unlock()
+	s.m.leases.Set(float64(n))
+}
+
+// Run consumes the stream until ctx ends, then drains: it stops reading,
+// lets each shard finish delivering the batch in hand and checkpoint it,
+// and releases the leases, within DrainTimeout.
+func (s *Stream) Run(ctx context.Context) error {
+	if err := EnsureLeaseTable(ctx, s.clients.DynamoDB, s.cfg.LeaseTable); err != nil {
+		return err
+	}
+	if _, err := s.clients.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(s.cfg.Stream)}); err != nil {
+		return fmt.Errorf("describing stream %s: %w", s.cfg.Stream, err)
+	}
+	// deliverCtx outlives ctx by the drain timeout so the batch in hand can
+	// still be delivered and checkpointed during a graceful stop.
+	deliverCtx, cancelDeliver := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDeliver()
+	w := worker.NewWorker(&factory{s: s, ctx: deliverCtx}, s.kclConfig()).
+		WithKinesis(s.clients.Kinesis).
+		WithCheckpointer(checkpoint.NewDynamoCheckpoint(s.kclConfig()).WithDynamoDB(s.clients.DynamoDB))
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("starting the KCL worker: %w", err)
+	}
+	s.log.Info().Str("worker_id", s.cfg.WorkerID).Str("lease_table", s.cfg.LeaseTable).Msg("stream worker started")
+	<-ctx.Done()
+	s.log.Info().Dur("drain_timeout", s.cfg.DrainTimeout).Msg("draining: finishing in-flight batches, checkpointing, releasing leases")
+	done := make(chan struct{})
+	go func() {
+		w.Shutdown()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.log.Info().Msg("stream worker stopped")
+		return nil
+	case <-time.After(s.cfg.DrainTimeout):
+		cancelDeliver()
+		<-done
+		return fmt.Errorf("drain timed out after %s: undelivered batches were not checkpointed and will be read again", s.cfg.DrainTimeout)
+	}
+}
+
+func (s *Stream) kclConfig() *kclcfg.KinesisClientLibConfiguration {
+	c := s.cfg
+	k := kclcfg.NewKinesisClientLibConfigWithCredentials(c.Application, c.Stream, s.clients.Region, c.WorkerID, nil, nil).
+		WithTableName(c.LeaseTable).
+		WithMaxRecords(c.MaxRecords).
+		WithIdleTimeBetweenReadsInMillis(int(c.IdleBetweenReads.Milliseconds())).
+		WithShardSyncIntervalMillis(int(c.ShardSyncInterval.Milliseconds())).
+		WithFailoverTimeMillis(int(c.FailoverTime.Milliseconds())).
+		WithLeaseRefreshPeriodMillis(int(c.FailoverTime.Milliseconds() / 2)).
+		WithLeaseStealing(c.LeaseStealing).
+		WithLogger(kclLogger{s.log}).
+		WithMonitoringService(s.m)
+	if c.MaxLeasesForWorker > 0 {
+		k = k.WithMaxLeasesForWorker(c.MaxLeasesForWorker)
+	}
+	switch c.InitialPosition {
+	case "LATEST":
+		k = k.WithInitialPositionInStream(kclcfg.LATEST)
+	case "AT_TIMESTAMP":
+		ts := c.InitialTimestamp
+		k = k.WithTimestampAtInitialPositionInStream(&ts)
+	default:
+		k = k.WithInitialPositionInStream(kclcfg.TRIM_HORIZON)
+	}
+	if c.EnhancedFanOut {
+		k = k.WithEnhancedFanOutConsumerName(c.ConsumerName)
+	}
+	return k
+}
+
+// EnsureLeaseTable creates the lease table as on-demand (PAY_PER_REQUEST)
+// when it is missing and waits until it is ACTIVE (the library does not wait).
+func EnsureLeaseTable(ctx context.Context, ddb *dynamodb.Client, table string) error {
+	_, err := ddb.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	var notFound *ddbtypes.ResourceNotFoundException
+	switch {
+	case err == nil:
+	case errors.As(err, &notFound):
+		_, err = ddb.CreateTable(ctx, &dynamodb.CreateTableInput{
+			TableName:            aws.String(table),
+			AttributeDefinitions: []ddbtypes.AttributeDefinition{{AttributeName: aws.String(checkpoint.LeaseKeyKey), AttributeType: ddbtypes.ScalarAttributeTypeS}},
+			KeySchema:            []ddbtypes.KeySchemaElement{{AttributeName: aws.String(checkpoint.LeaseKeyKey), KeyType: ddbtypes.KeyTypeHash}},
+			BillingMode:          ddbtypes.BillingModePayPerRequest,
+		})
+		var inUse *ddbtypes.ResourceInUseException
+		if err != nil && !errors.As(err, &inUse) {
+			return fmt.Errorf("creating lease table %s: %w", table, err)
+		}
+	default:
+		return fmt.Errorf("describing lease table %s: %w", table, err)
+	}
+	if err := dynamodb.NewTableExistsWaiter(ddb, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay = 100 * time.Millisecond
+		o.MaxDelay = 2 * time.Second
+	}).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}, 2*time.Minute); err != nil {
+		return fmt.Errorf("waiting for lease table %s to become active: %w", table, err)
+	}
+	return nil
+}
+
+type factory struct {
+	s   *Stream
+	ctx context.Context
+}
+
+func (f *factory) CreateProcessor() kcl.IRecordProcessor {
+	dec, _ := envelope.NewDecoder(envelope.Options{Format: f.s.cfg.Format, MaxEventSize: f.s.cfg.MaxEventSize})
+	return &processor{s: f.s, ctx: f.ctx, dec: dec}
+}

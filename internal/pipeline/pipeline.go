@@ -1,0 +1,53 @@
+// Package pipeline is the step every source shares between decoding and
+// checkpointing: it gathers a record's events and decode errors into a sink
+// batch and delivers the batch until the sink acknowledges it. A source
+// checkpoints only after Deliver returned nil, so a crash or kill re-reads
+// at most what was not acknowledged.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/eventrelay/eventrelay/internal/envelope"
+	"github.com/eventrelay/eventrelay/internal/sink"
+	"github.com/rs/zerolog"
+)
+
+// Add moves what decoding produced into the batch: events as messages,
+// decode errors as dead letters with their raw bytes, position and reason.
+func Add(b *sink.Batch, res *envelope.Result) {
+	b.Events = append(b.Events, res.Events...)
+	for _, e := range res.Errors {
+		b.Dead = append(b.Dead, sink.FromDecodeError(e))
+	}
+}
+
+// Deliver hands b to the sink until it is acknowledged. Sinks retry
+// transient failures themselves; an error from the sink that is not the
+// end of ctx (for example a Kafka authorization failure) is logged and
+// retried here with backoff up to maxBackoff, so a source never skips a
+// batch. It returns an error only when ctx ends, and then nothing must be
+// checkpointed.
+func Deliver(ctx context.Context, s sink.Sink, b *sink.Batch, log zerolog.Logger, maxBackoff time.Duration) error {
+	delay := 500 * time.Millisecond
+	for {
+		err := s.Deliver(ctx, b)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("batch of %d messages not delivered: %w", b.Len(), ctx.Err())
+		}
+		log.Error().Err(err).Int("messages", b.Len()).Dur("retry_in", delay).Msg("sink refused the batch; retrying")
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("batch of %d messages not delivered: %w", b.Len(), ctx.Err())
+		case <-t.C:
+		}
+		delay = min(delay*2, maxBackoff)
+	}
+}
