@@ -12,9 +12,19 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	// The first SIGINT/SIGTERM drains (cancels ctx); a second exits at once.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		cancel()
+		<-sigs
+		fmt.Fprintln(os.Stderr, "consumer: second signal, exiting without draining")
+		os.Exit(130)
+	}()
 	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr}, os.Getenv)
-	stop()
+	cancel()
 	os.Exit(code)
 }
 
@@ -42,6 +52,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"stream", "run the real-time Kinesis -> Kafka worker", runStream},
+		{"config", "print an example configuration or check one", runConfig},
 		{"decode", "decode vendor event files into normalized events (JSON lines)", runDecode},
 		{"credentials", "check AWS credentials and the cross-account role assumption", runCredentials},
 		{"version", "print the version, commit and build date", runVersion},

@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	"github.com/eventrelay/eventrelay/internal/secret"
 )
 
 // Config holds what every AWS client shares.
@@ -79,8 +80,8 @@ type Role struct {
 	RoleARN string `yaml:"role_arn"`
 	// ExternalID the role's trust policy requires (sts:ExternalId). Prefer
 	// ExternalIDFile; the value is never logged.
-	ExternalID     string `yaml:"external_id"`
-	ExternalIDFile string `yaml:"external_id_file"`
+	ExternalID     secret.String `yaml:"external_id"`
+	ExternalIDFile string        `yaml:"external_id_file"`
 	// SessionName names the session in the customer's CloudTrail.
 	// Default "eventrelay".
 	SessionName string `yaml:"session_name"`
@@ -203,7 +204,7 @@ func (c *Credentials) explain(err error) error {
 
 func (r Role) externalID() (string, error) {
 	if r.ExternalIDFile == "" {
-		return r.ExternalID, nil
+		return r.ExternalID.Reveal(), nil
 	}
 	b, err := os.ReadFile(r.ExternalIDFile)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/eventrelay/eventrelay/internal/awstest"
+	"github.com/eventrelay/eventrelay/internal/secret"
 	"github.com/rs/zerolog"
 )
 
@@ -24,21 +25,6 @@ const (
 	baseKey    = "AKIDBASEEXAMPLE"
 	baseSecret = "base-secret-do-not-log"
 )
-
-// isolateEnv makes the default chain see only what the test sets.
-func isolateEnv(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	for _, k := range []string{"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
-		"AWS_ROLE_SESSION_NAME", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"} {
-		t.Setenv(k, "")
-	}
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_REGION", "eu-west-1")
-}
 
 func setBaseKeys(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", baseKey)
@@ -50,7 +36,7 @@ func newSTS(t *testing.T) *awstest.STS {
 }
 
 func TestAssumeRoleSignsLaterRequests(t *testing.T) {
-	isolateEnv(t)
+	awstest.IsolateEnv(t)
 	setBaseKeys(t)
 	sts := newSTS(t)
 	kin := awstest.StartKinesis(t)
@@ -59,7 +45,7 @@ func TestAssumeRoleSignsLaterRequests(t *testing.T) {
 	ddbProxy := awstest.NewSigningProxy(t, ddb.URL, sts)
 	ctx := context.Background()
 
-	cfg, _, err := Load(ctx, Config{Endpoints: Endpoints{STS: sts.URL}}, Role{RoleARN: roleARN, ExternalID: externalID, SessionName: "relay-test", Duration: 20 * time.Minute})
+	cfg, _, err := Load(ctx, Config{Endpoints: Endpoints{STS: sts.URL}}, Role{RoleARN: roleARN, ExternalID: secret.String(externalID), SessionName: "relay-test", Duration: 20 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,14 +80,14 @@ func TestAssumeRoleSignsLaterRequests(t *testing.T) {
 }
 
 func TestRefreshBeforeExpiryWithoutFailedRequest(t *testing.T) {
-	isolateEnv(t)
+	awstest.IsolateEnv(t)
 	setBaseKeys(t)
 	sts := newSTS(t)
 	sts.SetLifetime(3 * time.Second)
 	kin := awstest.StartKinesis(t)
 	proxy := awstest.NewSigningProxy(t, kin.URL, sts)
 	ctx := context.Background()
-	cfg, creds, err := Load(ctx, Config{Endpoints: Endpoints{STS: sts.URL}}, Role{RoleARN: roleARN, ExternalID: externalID, RefreshBefore: time.Second})
+	cfg, creds, err := Load(ctx, Config{Endpoints: Endpoints{STS: sts.URL}}, Role{RoleARN: roleARN, ExternalID: secret.String(externalID), RefreshBefore: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +120,7 @@ func TestRefreshBeforeExpiryWithoutFailedRequest(t *testing.T) {
 }
 
 func TestWrongExternalIDFailsFastWithoutSecrets(t *testing.T) {
-	isolateEnv(t)
+	awstest.IsolateEnv(t)
 	setBaseKeys(t)
 	sts := newSTS(t)
 	idFile := filepath.Join(t.TempDir(), "external-id")
@@ -160,7 +146,7 @@ func TestWrongExternalIDFailsFastWithoutSecrets(t *testing.T) {
 // web identity token gives base credentials, which then assume the
 // customer's role with the external ID.
 func TestRoleChainingFromWebIdentity(t *testing.T) {
-	isolateEnv(t)
+	awstest.IsolateEnv(t)
 	sts := newSTS(t)
 	sts.WebIdentityRoleARN = "arn:aws:iam::999988887777:role/eventrelay-pod"
 	sts.WebIdentityToken = "eyJhbGciOiJSUzI1NiJ9.pod-token.sig"
@@ -170,7 +156,7 @@ func TestRoleChainingFromWebIdentity(t *testing.T) {
 	t.Setenv("AWS_ROLE_ARN", sts.WebIdentityRoleARN)
 	t.Setenv("AWS_ROLE_SESSION_NAME", "pod-session")
 
-	_, _, err := Load(context.Background(), Config{Endpoints: Endpoints{STS: sts.URL}}, Role{RoleARN: roleARN, ExternalID: externalID})
+	_, _, err := Load(context.Background(), Config{Endpoints: Endpoints{STS: sts.URL}}, Role{RoleARN: roleARN, ExternalID: secret.String(externalID)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,13 +173,13 @@ func TestRoleChainingFromWebIdentity(t *testing.T) {
 // external ID changes (as if rotated); Watch logs the failure without
 // secrets, Healthy reports it, and it recovers once STS accepts again.
 func TestRefreshFailureMarksUnhealthyAndRecovers(t *testing.T) {
-	isolateEnv(t)
+	awstest.IsolateEnv(t)
 	setBaseKeys(t)
 	sts := newSTS(t)
 	sts.SetLifetime(2 * time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cfg, creds, err := Load(ctx, Config{Endpoints: Endpoints{STS: sts.URL}}, Role{RoleARN: roleARN, ExternalID: externalID, RefreshBefore: time.Second})
+	cfg, creds, err := Load(ctx, Config{Endpoints: Endpoints{STS: sts.URL}}, Role{RoleARN: roleARN, ExternalID: secret.String(externalID), RefreshBefore: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,8 +66,12 @@ func (k kclLogger) Errorf(f string, a ...any) { k.l.Error().Msg(fmt.Sprintf(f, a
 
 // Fatalf and Panicf are only reached by library paths eventrelay does not
 // use (it builds its own clients); they log instead of ending the process.
-func (k kclLogger) Fatalf(f string, a ...any) { k.l.Error().Bool("kcl_fatal", true).Msg(fmt.Sprintf(f, a...)) }
-func (k kclLogger) Panicf(f string, a ...any) { k.l.Error().Bool("kcl_panic", true).Msg(fmt.Sprintf(f, a...)) }
+func (k kclLogger) Fatalf(f string, a ...any) {
+	k.l.Error().Bool("kcl_fatal", true).Msg(fmt.Sprintf(f, a...))
+}
+func (k kclLogger) Panicf(f string, a ...any) {
+	k.l.Error().Bool("kcl_panic", true).Msg(fmt.Sprintf(f, a...))
+}
 func (k kclLogger) WithFields(f logger.Fields) logger.Logger {
 	return kclLogger{k.l.With().Fields(map[string]any(f)).Logger()}
 }

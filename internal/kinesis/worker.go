@@ -15,8 +15,8 @@ import (
 	"github.com/eventrelay/eventrelay/internal/sink"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	kclcfg "github.com/vmware/vmware-go-kcl-v2/clientlibrary/config"
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
+	kclcfg "github.com/vmware/vmware-go-kcl-v2/clientlibrary/config"
 	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/worker"
 )

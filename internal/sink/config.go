@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eventrelay/eventrelay/internal/secret"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
 	"github.com/segmentio/kafka-go/sasl"
@@ -70,17 +71,9 @@ type SASLConfig struct {
 	Mechanism string `yaml:"mechanism"`
 	Username  string `yaml:"username"`
 	// Password is never printed; prefer PasswordFile.
-	Password     Secret `yaml:"password"`
-	PasswordFile string `yaml:"password_file"`
+	Password     secret.String `yaml:"password"`
+	PasswordFile string        `yaml:"password_file"`
 }
-
-// Secret is a string that never prints.
-type Secret string
-
-func (Secret) String() string { return "<redacted>" }
-
-// MarshalText keeps secrets out of dumped configuration.
-func (Secret) MarshalText() ([]byte, error) { return []byte("<redacted>"), nil }
 
 // DefaultKafkaConfig returns the defaults applied to zero fields.
 func DefaultKafkaConfig() KafkaConfig {
@@ -220,7 +213,7 @@ func (c SASLConfig) build() (sasl.Mechanism, error) {
 	if c.Mechanism == "" {
 		return nil, nil
 	}
-	pw := string(c.Password)
+	pw := c.Password.Reveal()
 	if c.PasswordFile != "" {
 		b, err := os.ReadFile(c.PasswordFile)
 		if err != nil {

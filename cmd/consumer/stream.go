@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/eventrelay/eventrelay/internal/assumerole"
+	"github.com/eventrelay/eventrelay/internal/config"
+	kin "github.com/eventrelay/eventrelay/internal/kinesis"
+	"github.com/rs/zerolog"
+)
+
+const streamHelp = `Usage: consumer stream [flags]
+
+Runs the real-time worker: leases the shards of the configured Kinesis stream
+in a DynamoDB table, decodes each record's envelope of events and publishes one
+Kafka message per event, checkpointing a shard only after Kafka acknowledged
+every event before the checkpoint. Run several replicas to share the shards.
+
+Configuration comes from --config (YAML, see 'consumer config example'),
+overridden by EVENTRELAY_* environment variables, overridden by these flags.
+
+SIGTERM or Ctrl-C drains: readiness turns 503, reading stops, the batch in
+hand is delivered and checkpointed, leases are released (within
+source.kinesis.drain_timeout). A second signal exits at once.
+
+Examples:
+  consumer stream --config /etc/eventrelay/config.yaml
+  EVENTRELAY_SOURCE_KINESIS_STREAM=onewelcome-events consumer stream --brokers kafka:9092
+  consumer stream --config dev.yaml --sink stdout        # dry run: print instead of producing
+
+Exit codes: 0 drained cleanly, 1 failed, 2 configuration error, 3 AWS refused the credentials.
+
+Flags:
+`
+
+func runStream(ctx context.Context, args []string, io stdio, getenv func(string) string) int {
+	fs := flag.NewFlagSet("stream", flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	var f commonFlags
+	f.register(fs, getenv)
+	streamName := fs.String("stream", "", "Kinesis stream name (overrides source.kinesis.stream)")
+	fs.Usage = func() {
+		fmt.Fprint(io.err, streamHelp)
+		fs.PrintDefaults()
+	}
+	if _, err := parseArgs(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	cfg, err := f.load(getenv)
+	if err == nil && *streamName != "" {
+		cfg.Source.Kinesis.Stream = *streamName
+	}
+	if err == nil {
+		err = cfg.ValidateStream()
+	}
+	if err != nil {
+		fmt.Fprintf(io.err, "consumer stream: configuration: %v\n", err)
+		return exitUsage
+	}
+	log, err := logger(cfg, io.err)
+	if err != nil {
+		fmt.Fprintf(io.err, "consumer stream: %v\n", err)
+		return exitUsage
+	}
+	if err := stream(ctx, cfg, io, log); err != nil {
+		log.Error().Err(err).Msg("stream stopped")
+		return exitFor(err)
+	}
+	return exitOK
+}
+
+func stream(ctx context.Context, cfg config.Config, io stdio, log zerolog.Logger) error {
+	// The operations server and credential refreshers outlive the drain.
+	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopOps()
+	srv, err := startOps(opsCtx, cfg, log)
+	if err != nil {
+		return &configError{err}
+	}
+	streamAWS, streamCreds, err := loadAWS(opsCtx, cfg, cfg.AWS.StreamRole, "stream_role", log)
+	if err != nil {
+		return err
+	}
+	leaseAWS, leaseCreds, err := loadAWS(opsCtx, cfg, cfg.AWS.LeaseTableRole, "lease_table_role", log)
+	if err != nil {
+		return err
+	}
+	s, err := buildSink(ctx, cfg, io.out, log, srv.Registry())
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	clients := kin.Clients{
+		Kinesis: kinesis.NewFromConfig(streamAWS, func(o *kinesis.Options) {
+			if e := cfg.AWS.EndpointFor(assumerole.ServiceKinesis); e != "" {
+				o.BaseEndpoint = aws.String(e)
+			}
+		}),
+		DynamoDB: dynamodb.NewFromConfig(leaseAWS, func(o *dynamodb.Options) {
+			if e := cfg.AWS.EndpointFor(assumerole.ServiceDynamoDB); e != "" {
+				o.BaseEndpoint = aws.String(e)
+			}
+		}),
+		Region: streamAWS.Region,
+	}
+	worker, err := kin.New(cfg.Source.Kinesis, clients, s, log, srv.Registry())
+	if err != nil {
+		return &configError{err}
+	}
+	srv.SetReady(func() error {
+		if err := streamCreds.Healthy(); err != nil {
+			return fmt.Errorf("stream credentials: %w", err)
+		}
+		if err := leaseCreds.Healthy(); err != nil {
+			return fmt.Errorf("lease table credentials: %w", err)
+		}
+		if worker.LeasesHeld() == 0 {
+			return errors.New("no shard leases held yet")
+		}
+		return nil
+	})
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	go func() {
+		<-ctx.Done()
+		srv.Drain()
+	}()
+	return worker.Run(runCtx)
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/eventrelay/eventrelay/internal/assumerole"
+	"github.com/eventrelay/eventrelay/internal/awstest"
+	"github.com/eventrelay/eventrelay/internal/kafkatest"
+	"github.com/eventrelay/eventrelay/internal/secret"
+	"github.com/eventrelay/eventrelay/internal/testnet"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// consumerBinary builds the real binary once per test run.
+func consumerBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "eventrelay-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "consumer")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func httpGet(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestStreamBinaryEndToEnd runs the real `consumer stream` binary against
+// the local stack (Kinesis, DynamoDB, STS with an external ID, kfake):
+// readiness turns 200 once leases are held, every event reaches Kafka
+// (read back by kcat), metrics count them, SIGTERM drains and exits 0, and
+// no secret appears in the logs. A wrong external ID exits 3.
+func TestStreamBinaryEndToEnd(t *testing.T) {
+	bin := consumerBinary(t)
+	st := awstest.StartStack(t)
+	kc := kafkatest.Start(t, 1, 4, "events.onewelcome", "events.dlq")
+	ctx := context.Background()
+	cfg, _, err := assumerole.Load(ctx, assumerole.Config{Region: "us-east-1", Endpoints: assumerole.Endpoints{STS: st.STS.URL}},
+		assumerole.Role{RoleARN: st.Role, ExternalID: secret.String(st.ExternalID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kin := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(st.KinesisURL) })
+	if _, err := kin.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("ow"), ShardCount: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	const n = 1000
+	var entries []types.PutRecordsRequestEntry
+	for i := range n / 5 {
+		var evs []string
+		for j := range 5 {
+			evs = append(evs, fmt.Sprintf(`{"metadata":{"eventId":"e-%d-%d","type":"UserCreatedEvent","aggregateId":"a%d","tenantId":"t","occurredTime":"2024-01-01T00:00:00Z"},"payload":{}}`, i, j, i%17))
+		}
+		entries = append(entries, types.PutRecordsRequestEntry{Data: []byte(`{"events":[` + strings.Join(evs, ",") + `]}`), PartitionKey: aws.String(fmt.Sprint(i % 17))})
+	}
+	if _, err := kin.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("ow"), Records: entries}); err != nil {
+		t.Fatal(err)
+	}
+
+	port := testnet.FreePorts(t, 1)[0]
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	env := append(os.Environ(), st.Env(st.ExternalID)...)
+	env = append(env, "EVENTRELAY_SOURCE_KINESIS_STREAM=ow", "EVENTRELAY_SOURCE_KINESIS_SHARD_SYNC_INTERVAL=300ms",
+		"EVENTRELAY_SOURCE_KINESIS_APPLICATION=e2e", "EVENTRELAY_LOG_FORMAT=json", "EVENTRELAY_LOG_LEVEL=debug",
+		"EVENTRELAY_SINK_KAFKA_BROKERS="+kc.Addrs[0], "EVENTRELAY_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port))
+	cmd := exec.Command(bin, "stream")
+	cmd.Env = env
+	var logs syncBuf
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitUntil(t, 60*time.Second, func() bool { code, _ := httpGet(base + "/readyz"); return code == 200 }, &logs)
+	if code, _ := httpGet(base + "/healthz"); code != 200 {
+		t.Errorf("/healthz = %d", code)
+	}
+	waitUntil(t, 60*time.Second, func() bool {
+		_, m := httpGet(base + "/metrics")
+		return strings.Contains(m, fmt.Sprintf("eventrelay_kinesis_events_total %d", n))
+	}, &logs)
+	_, metrics := httpGet(base + "/metrics")
+	for _, name := range []string{"eventrelay_sink_messages_total", "eventrelay_kinesis_leases_held 2", "eventrelay_kinesis_millis_behind_latest", "eventrelay_kinesis_checkpoints_total"} {
+		if !strings.Contains(metrics, name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	recs := kafkatest.Kcat(t, kc.Addrs, "events.onewelcome")
+	ids := map[string]bool{}
+	for _, r := range recs {
+		ids[r.Headers["event-id"]] = true
+	}
+	if len(recs) != n || len(ids) != n {
+		t.Errorf("kcat read %d records (%d distinct), want %d", len(recs), len(ids), n)
+	}
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatalf("no exit within 40s of SIGTERM\n%s", logs.String())
+	}
+	out := logs.String()
+	if !strings.Contains(out, "stream worker stopped") {
+		t.Errorf("no clean drain in the logs:\n%s", out)
+	}
+	for _, s := range []string{st.ExternalID, st.BaseSecret} {
+		if strings.Contains(out, s) {
+			t.Errorf("logs leak a secret %q", s)
+		}
+	}
+
+	// A wrong external ID fails fast with exit code 3 and says what to check.
+	bad := exec.Command(bin, "stream")
+	bad.Env = append(append(os.Environ(), st.Env("not-the-external-id")...), "EVENTRELAY_SOURCE_KINESIS_STREAM=ow",
+		"EVENTRELAY_SINK_KAFKA_BROKERS="+kc.Addrs[0], "EVENTRELAY_HTTP_ADDR=off", "EVENTRELAY_LOG_FORMAT=json")
+	badOut, err := bad.CombinedOutput()
+	if code := bad.ProcessState.ExitCode(); code != exitCredentials || !strings.Contains(string(badOut), "external ID") || strings.Contains(string(badOut), "not-the-external-id") {
+		t.Errorf("wrong external ID: exit %d (%v), output:\n%s", code, err, badOut)
+	}
+}
+
+func waitUntil(t *testing.T, d time.Duration, cond func() bool, logs *syncBuf) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s; logs:\n%s", d, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,152 @@
+// Package config loads eventrelay's pipeline configuration: one YAML file
+// (unknown fields are errors), every field overridable by an environment
+// variable named after its path (EVENTRELAY_SINK_KAFKA_BROKERS for
+// sink.kafka.brokers), then validated by the package that owns each
+// section, with errors that name the field. Defaults live with the owning
+// packages; a zero field means "the default".
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/eventrelay/eventrelay/internal/assumerole"
+	"github.com/eventrelay/eventrelay/internal/kinesis"
+	"github.com/eventrelay/eventrelay/internal/sink"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole file.
+type Config struct {
+	Log    Log    `yaml:"log"`
+	HTTP   HTTP   `yaml:"http"`
+	AWS    AWS    `yaml:"aws"`
+	Source Source `yaml:"source"`
+	Sink   Sink   `yaml:"sink"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level: trace, debug, info (default), warn, error.
+	Level string `yaml:"level"`
+	// Format: auto (default: console on a terminal, else JSON), json, console.
+	Format string `yaml:"format"`
+}
+
+// HTTP configures the operations endpoints (/healthz, /readyz, /metrics).
+type HTTP struct {
+	// Addr to listen on. Default ":8080"; "off" disables the server.
+	Addr string `yaml:"addr"`
+}
+
+// AWS holds the shared AWS settings and the role per group of clients.
+type AWS struct {
+	assumerole.Config `yaml:",inline"`
+	// StreamRole is assumed for the Kinesis stream (typically the vendor's
+	// cross-account role with an external ID).
+	StreamRole assumerole.Role `yaml:"stream_role"`
+	// LeaseTableRole is assumed for the DynamoDB lease table; empty uses
+	// the base credentials (your own account).
+	LeaseTableRole assumerole.Role `yaml:"lease_table_role"`
+	// ReplayRole is assumed for S3 replay buckets; empty uses the base
+	// credentials.
+	ReplayRole assumerole.Role `yaml:"replay_role"`
+}
+
+// Source configures where events come from.
+type Source struct {
+	Kinesis kinesis.Config `yaml:"kinesis"`
+}
+
+// Sink configures where events go.
+type Sink struct {
+	// Type: kafka (default) or stdout (dry run: JSON lines).
+	Type  string           `yaml:"type"`
+	Kafka sink.KafkaConfig `yaml:"kafka"`
+}
+
+//go:embed example.yaml
+var example []byte
+
+// Example is a commented configuration with every section, for
+// `consumer config example`.
+func Example() []byte { return example }
+
+// Load reads path ("" for none), applies EVENTRELAY_* environment
+// overrides from getenv, and returns the configuration unvalidated.
+func Load(path string, getenv func(string) string) (Config, error) {
+	var c Config
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("reading configuration: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return c, fmt.Errorf("parsing %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&c, getenv); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Validate checks what every command needs: logging and the sink.
+func (c Config) Validate() error {
+	var errs []error
+	switch strings.ToLower(c.Log.Level) {
+	case "", "trace", "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: want trace, debug, info, warn or error, got %q", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "", "auto", "json", "console":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: want auto, json or console, got %q", c.Log.Format))
+	}
+	switch c.SinkType() {
+	case "kafka":
+		errs = append(errs, c.Sink.Kafka.Validate())
+	case "stdout":
+	default:
+		errs = append(errs, fmt.Errorf("sink.type: want kafka or stdout, got %q", c.Sink.Type))
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateStream adds what `consumer stream` needs.
+func (c Config) ValidateStream() error {
+	return errors.Join(c.Validate(), c.Source.Kinesis.Validate(),
+		c.AWS.StreamRole.Validate("aws.stream_role"), c.AWS.LeaseTableRole.Validate("aws.lease_table_role"))
+}
+
+// SinkType is the sink type with its default.
+func (c Config) SinkType() string {
+	if c.Sink.Type == "" {
+		return "kafka"
+	}
+	return strings.ToLower(c.Sink.Type)
+}
+
+// HTTPAddr is the listen address with its default ("" when disabled).
+func (c Config) HTTPAddr() string {
+	switch c.HTTP.Addr {
+	case "":
+		return ":8080"
+	case "off":
+		return ""
+	}
+	return c.HTTP.Addr
+}
+
+// Redacted renders the configuration as YAML with secrets replaced.
+func (c Config) Redacted() ([]byte, error) {
+	return yaml.Marshal(c)
+}

@@ -1,0 +1,106 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func write(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestExampleIsValid keeps `consumer config example` true to the code.
+func TestExampleIsValid(t *testing.T) {
+	p := write(t, string(Example()))
+	c, err := Load(p, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ValidateStream(); err != nil {
+		t.Fatalf("the shipped example does not validate: %v", err)
+	}
+	if c.Source.Kinesis.Stream != "onewelcome-events" || c.Sink.Kafka.Linger != 5*time.Millisecond || len(c.Sink.Kafka.Brokers) != 2 {
+		t.Errorf("example parsed as %+v", c)
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	p := write(t, "sink:\n  kafka:\n    brokers: [a:1]\nsource:\n  kinesis:\n    stream: s\n")
+	c, err := Load(p, env(map[string]string{
+		"EVENTRELAY_SINK_KAFKA_BROKERS":                   "b:1, c:2",
+		"EVENTRELAY_SOURCE_KINESIS_FAILOVER_TIME":         "3s",
+		"EVENTRELAY_SOURCE_KINESIS_LEASE_STEALING":        "true",
+		"EVENTRELAY_SOURCE_KINESIS_MAX_RECORDS":           "500",
+		"EVENTRELAY_AWS_REGION":                           "eu-central-1",
+		"EVENTRELAY_AWS_STREAM_ROLE_EXTERNAL_ID":          "from-env",
+		"EVENTRELAY_SINK_KAFKA_SASL_PASSWORD":             "pw",
+		"EVENTRELAY_SOURCE_KINESIS_INITIAL_TIMESTAMP":     "2024-02-01T00:00:00Z",
+		"EVENTRELAY_AWS_ENDPOINTS_KINESIS":                "http://127.0.0.1:4568",
+		"EVENTRELAY_SOURCE_KINESIS_FORMAT":                "onewelcome",
+		"EVENTRELAY_SINK_KAFKA_MAX_MESSAGE_BYTES":         "2000000",
+		"EVENTRELAY_SINK_KAFKA_BATCH_BYTES":               "4000000",
+		"EVENTRELAY_SINK_KAFKA_RETRY_BACKOFF_MAX":         "1m",
+		"EVENTRELAY_SOURCE_KINESIS_ENHANCED_FAN_OUT":      "false",
+		"EVENTRELAY_SOURCE_KINESIS_MAX_LEASES_FOR_WORKER": "4",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := c.Source.Kinesis
+	if strings.Join(c.Sink.Kafka.Brokers, ",") != "b:1,c:2" || k.FailoverTime != 3*time.Second || !k.LeaseStealing || k.MaxRecords != 500 ||
+		c.AWS.Region != "eu-central-1" || c.AWS.StreamRole.ExternalID.Reveal() != "from-env" || c.AWS.Endpoints.Kinesis != "http://127.0.0.1:4568" ||
+		k.InitialTimestamp.Year() != 2024 || c.Sink.Kafka.MaxMessageBytes != 2000000 || k.MaxLeasesForWorker != 4 {
+		t.Errorf("overrides not applied: %+v", c)
+	}
+	if _, err := Load(p, env(map[string]string{"EVENTRELAY_SOURCE_KINESIS_FAILOVER_TIME": "soon"})); err == nil ||
+		!strings.Contains(err.Error(), "source.kinesis.failover_time (from EVENTRELAY_SOURCE_KINESIS_FAILOVER_TIME)") {
+		t.Errorf("bad duration error = %v", err)
+	}
+}
+
+func TestValidationNamesTheField(t *testing.T) {
+	tests := []struct{ yaml, want string }{
+		{"sink:\n  kafka:\n    brokers: []\nsource:\n  kinesis:\n    stream: s\n", "sink.kafka.brokers: must not be empty"},
+		{"sink:\n  kafka:\n    brokers: [a:1]\n", "source.kinesis.stream: must be set"},
+		{"sink:\n  type: s3\nsource:\n  kinesis:\n    stream: s\n", "sink.type: want kafka or stdout"},
+		{"log:\n  level: loud\nsink:\n  type: stdout\nsource:\n  kinesis:\n    stream: s\n", "log.level"},
+		{"sink:\n  type: stdout\nsource:\n  kinesis:\n    stream: s\n    initial_position: NOW\n", "source.kinesis.initial_position"},
+		{"sink:\n  type: stdout\nsource:\n  kinesis:\n    stream: s\naws:\n  stream_role:\n    role_arn: nope\n", "aws.stream_role.role_arn"},
+	}
+	for _, tc := range tests {
+		c, err := Load(write(t, tc.yaml), env(nil))
+		if err == nil {
+			err = c.ValidateStream()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	if _, err := Load(write(t, "sink:\n  kafak: {}\n"), env(nil)); err == nil || !strings.Contains(err.Error(), "kafak") {
+		t.Errorf("unknown field error = %v", err)
+	}
+}
+
+func TestRedactedHidesSecrets(t *testing.T) {
+	c, err := Load(write(t, "aws:\n  stream_role:\n    role_arn: arn:aws:iam::1:role/r\n    external_id: s3cr3t-ext\nsink:\n  kafka:\n    sasl:\n      password: hunter2\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "s3cr3t-ext") || strings.Contains(string(out), "hunter2") || !strings.Contains(string(out), "<redacted>") {
+		t.Errorf("redacted config:\n%s", out)
+	}
+}
