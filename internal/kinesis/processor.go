@@ -14,13 +14,16 @@ import (
 
 // processor handles one shard. KCL calls it from the shard's goroutine.
 type processor struct {
-	s     *Stream
-	ctx   context.Context // ends only when a drain times out
-	dec   *envelope.Decoder
-	shard string
-	log   zerolog.Logger
-	res   envelope.Result
-	batch sink.Batch
+	s    *Stream
+	ctx  context.Context // ends only when a drain times out
+	stop context.Context // ends when the worker is asked to stop
+	dec  *envelope.Decoder
+	// parentsDone is set once the shard's parents reached SHARD_END.
+	parentsDone bool
+	shard       string
+	log         zerolog.Logger
+	res         envelope.Result
+	batch       sink.Batch
 }
 
 func (p *processor) Initialize(in *kcl.InitializationInput) {
@@ -43,6 +46,15 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	if len(in.Records) == 0 {
 		p.s.m.behind.WithLabelValues(p.shard).Set(float64(in.MillisBehindLatest))
 		return
+	}
+	if !p.parentsDone {
+		// Lease renewal runs meanwhile; KCL's own wait misses parents
+		// nobody has leased yet and the second parent of a merge.
+		if err := p.s.parents.wait(p.stop, p.shard); err != nil {
+			p.log.Warn().Err(err).Msg("stopped while waiting for the parent shard; not checkpointing")
+			return
+		}
+		p.parentsDone = true
 	}
 	p.batch.Reset()
 	for i := range in.Records {

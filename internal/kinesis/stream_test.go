@@ -353,3 +353,33 @@ func parseBig(s string) *big.Int {
 	n, _ := new(big.Int).SetString(s, 10)
 	return n
 }
+
+// TestStreamMerge merges two shards mid-run: the child has two parents
+// (KCL itself only knows the first) and is read after both finished.
+func TestStreamMerge(t *testing.T) {
+	e := newEnv(t, 2)
+	p := newProducer()
+	p.put(t, e.kc, 300, 5, 30)
+	_, stop := e.worker(t, "w1", nil)
+	ctx := context.Background()
+	desc, err := e.kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(testStream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.kc.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String(testStream),
+		ShardToMerge: desc.Shards[0].ShardId, AdjacentShardToMerge: desc.Shards[1].ShardId}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		out, err := e.kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(testStream)})
+		return err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
+	})
+	p.put(t, e.kc, 300, 5, 30)
+	counts := kafkaCounts(t, e, len(p.ids))
+	for _, id := range p.ids {
+		if counts[id] == 0 {
+			t.Fatalf("event %s lost across the merge", id)
+		}
+	}
+	stop()
+}

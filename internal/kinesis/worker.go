@@ -37,6 +37,8 @@ type Stream struct {
 	log     zerolog.Logger
 	m       *metrics
 
+	parents parents
+
 	mu     sync.Mutex
 	active map[string]bool // shards with a live processor
 }
@@ -50,8 +52,10 @@ func New(cfg Config, clients Clients, s sink.Sink, log zerolog.Logger, reg prome
 		return nil, errors.New("kinesis: Kinesis and DynamoDB clients and a region are required")
 	}
 	cfg = cfg.withDefaults()
-	return &Stream{cfg: cfg, clients: clients, sink: s, log: log.With().Str("stream", cfg.Stream).Logger(),
-		m: newMetrics(reg), active: map[string]bool{}}, nil
+	st := &Stream{cfg: cfg, clients: clients, sink: s, log: log.With().Str("stream", cfg.Stream).Logger(),
+		m: newMetrics(reg), active: map[string]bool{}}
+	st.parents.s = st
+	return st, nil
 }
 
 // LeasesHeld is the number of shards this worker is processing now.
@@ -87,7 +91,7 @@ func (s *Stream) Run(ctx context.Context) error {
 	// still be delivered and checkpointed during a graceful stop.
 	deliverCtx, cancelDeliver := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeliver()
-	w := worker.NewWorker(&factory{s: s, ctx: deliverCtx}, s.kclConfig()).
+	w := worker.NewWorker(&factory{s: s, ctx: deliverCtx, stop: ctx}, s.kclConfig()).
 		WithKinesis(s.clients.Kinesis).
 		WithCheckpointer(checkpoint.NewDynamoCheckpoint(s.kclConfig()).WithDynamoDB(s.clients.DynamoDB))
 	if err := w.Start(); err != nil {
@@ -173,11 +177,12 @@ func EnsureLeaseTable(ctx context.Context, ddb *dynamodb.Client, table string) e
 }
 
 type factory struct {
-	s   *Stream
-	ctx context.Context
+	s    *Stream
+	ctx  context.Context // delivery: ends when a drain times out
+	stop context.Context // ends when the worker is asked to stop
 }
 
 func (f *factory) CreateProcessor() kcl.IRecordProcessor {
 	dec, _ := envelope.NewDecoder(envelope.Options{Format: f.s.cfg.Format, MaxEventSize: f.s.cfg.MaxEventSize})
-	return &processor{s: f.s, ctx: f.ctx, dec: dec}
+	return &processor{s: f.s, ctx: f.ctx, stop: f.stop, dec: dec}
 }
