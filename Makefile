@@ -7,10 +7,19 @@ DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(DATE)
 FUZZTIME ?= 5m
 
-.PHONY: help build test vet bench fuzz clean
+.PHONY: help build test vet bench fuzz clean demo emulators
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+demo: emulators ## run the real-time pipeline on an embedded local stack (no cloud account)
+	$(GO) run ./cmd/consumer demo $(DEMO_ARGS)
+
+emulators: localstack/emulators/node_modules ## install the npm emulators (kinesis-local, dynalite)
+
+localstack/emulators/node_modules: localstack/emulators/package-lock.json
+	npm ci --prefix localstack/emulators --no-audit --no-fund --loglevel=error
+	@touch $@
 
 build: ## build the consumer binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/consumer
@@ -19,7 +28,7 @@ vet: ## gofmt check and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 	$(GO) vet ./...
 
-test: vet ## run every test (fuzz seeds included) against local real-protocol servers
+test: vet emulators ## run every test (fuzz seeds included) against local real-protocol servers
 	$(GO) test -count=1 -timeout 10m ./...
 
 bench: ## run the benchmarks and rewrite BENCHMARKS.md from their output

@@ -52,6 +52,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"demo", "run the real-time pipeline on an embedded local stack (no cloud account)", runDemo},
 		{"stream", "run the real-time Kinesis -> Kafka worker", runStream},
 		{"config", "print an example configuration or check one", runConfig},
 		{"decode", "decode vendor event files into normalized events (JSON lines)", runDecode},
