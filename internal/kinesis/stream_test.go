@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -123,7 +124,7 @@ func (e *env) worker(t *testing.T, id string, mod func(*Config)) (*Stream, func(
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := New(cfg, Clients{Kinesis: e.kc, DynamoDB: e.dc, Region: "us-east-1"}, e.sink, zerolog.Nop(), nil)
+	s, err := New(cfg, Clients{Kinesis: e.kc, DynamoDB: e.dc, Region: "us-east-1"}, e.sink, testLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,4 +383,13 @@ func TestStreamMerge(t *testing.T) {
 		}
 	}
 	stop()
+}
+
+// testLogger logs to the test at EVENTRELAY_TEST_LOG level (default: off).
+func testLogger(t *testing.T) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(os.Getenv("EVENTRELAY_TEST_LOG"))
+	if err != nil || os.Getenv("EVENTRELAY_TEST_LOG") == "" {
+		return zerolog.Nop()
+	}
+	return zerolog.New(zerolog.NewTestWriter(t)).Level(lvl)
 }
