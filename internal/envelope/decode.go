@@ -40,6 +40,10 @@ func (o Options) Validate() error {
 type Result struct {
 	Events []Event
 	Errors []*Error
+	// End is set by DecodeObject: the object offset just past the value
+	// (or bad bytes) this result came from. A reader that resumes from End
+	// neither repeats nor skips anything.
+	End int64
 }
 
 // Reset empties the result, keeping its capacity.

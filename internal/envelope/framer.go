@@ -91,6 +91,9 @@ func (f *Framer) Next() (Frame, error) {
 	return f.scanValue()
 }
 
+// Offset is the object offset just past what Next has returned so far.
+func (f *Framer) Offset() int64 { return f.off }
+
 func (f *Framer) finalErr() error {
 	if f.err != nil && !f.errOut {
 		f.errOut = true

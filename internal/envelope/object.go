@@ -37,6 +37,7 @@ func (d *Decoder) DecodeObject(r io.Reader, object string, maxRecord int, fn fun
 		default:
 			d.Decode(&res, frame.Data, Position{Object: object, Line: frame.Line, Offset: frame.Offset})
 		}
+		res.End = fr.Offset()
 		if err := fn(&res); err != nil {
 			return err
 		}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/eventrelay/eventrelay/internal/assumerole"
+	"github.com/eventrelay/eventrelay/internal/awstest"
+	"github.com/eventrelay/eventrelay/internal/kafkatest"
+	"github.com/eventrelay/eventrelay/internal/secret"
+	"github.com/eventrelay/eventrelay/internal/sink"
+)
+
+const liveEnvelope = `{"events":[` +
+	`{"metadata":{"eventId":"11111111-0000-4000-8000-000000000001","type":"UserSignedInEvent","category":"public","aggregateId":"agg-1","tenantId":"t1","occurredTime":"2024-02-01T09:00:00.123456+01:00"},"payload":{"idp":"x"}},` +
+	`{"metadata":{"eventId":"11111111-0000-4000-8000-000000000002","type":"UserCreatedEvent","category":"public","aggregateId":"agg-2","tenantId":"t1","occurredTime":"2024-02-01T09:00:01Z"},"payload":{"n":[1,2,3]}},` +
+	`{"metadata":{"eventId":"11111111-0000-4000-8000-000000000003","type":"UserSignedOutEvent","category":"log","aggregateId":"agg-1","tenantId":"t2","occurredTime":"2024-02-01T08:00:02+00:00","description":"out"}}]}`
+
+// TestReplayMatchesLive: the same envelope read live from Kinesis by
+// `consumer stream` and replayed from a Firehose file by `consumer replay`
+// yields identical Kafka messages (key, value, headers) except for the
+// source-position header.
+func TestReplayMatchesLive(t *testing.T) {
+	bin := consumerBinary(t)
+	st := awstest.StartStack(t)
+	kc := kafkatest.Start(t, 1, 3, "live.onewelcome", "replayed.onewelcome", "events.dlq")
+	ctx := context.Background()
+	cfg, _, err := assumerole.Load(ctx, assumerole.Config{Region: "us-east-1", Endpoints: assumerole.Endpoints{STS: st.STS.URL}},
+		assumerole.Role{RoleARN: st.Role, ExternalID: secret.String(st.ExternalID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kin := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(st.KinesisURL) })
+	if _, err := kin.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("live"), ShardCount: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if _, err := kin.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("live"), Data: []byte(liveEnvelope), PartitionKey: aws.String("agg-1")}); err != nil {
+		t.Fatal(err)
+	}
+	stream := exec.Command(bin, "stream")
+	stream.Env = append(append(os.Environ(), st.Env(st.ExternalID)...), "EVENTRELAY_SOURCE_KINESIS_STREAM=live",
+		"EVENTRELAY_SOURCE_KINESIS_SHARD_SYNC_INTERVAL=300ms", "EVENTRELAY_SINK_KAFKA_BROKERS="+kc.Addrs[0],
+		"EVENTRELAY_SINK_KAFKA_TOPIC=live.{source}", "EVENTRELAY_HTTP_ADDR=off", "EVENTRELAY_LOG_FORMAT=json")
+	var logs syncBuf
+	stream.Stdout, stream.Stderr = &logs, &logs
+	if err := stream.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Process.Kill()
+	live := kafkatest.Consume(t, kc.Addrs, "live.onewelcome", 3, 60*time.Second)
+	if len(live) != 3 {
+		t.Fatalf("live path delivered %d messages\n%s", len(live), logs.String())
+	}
+
+	dir := t.TempDir()
+	hourDir := filepath.Join(dir, "public", "2024", "02", "01", "08")
+	os.MkdirAll(hourDir, 0o755)
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write([]byte(liveEnvelope))
+	zw.Close()
+	os.WriteFile(filepath.Join(hourDir, "export-1"), z.Bytes(), 0o644)
+	rep := exec.Command(bin, "replay", dir, "--brokers", kc.Addrs[0], "--http-addr", "off", "--state", filepath.Join(t.TempDir(), "s.json"))
+	rep.Env = append(os.Environ(), "EVENTRELAY_SINK_KAFKA_TOPIC=replayed.{source}")
+	if out, err := rep.CombinedOutput(); err != nil {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	replayed := kafkatest.Consume(t, kc.Addrs, "replayed.onewelcome", 3, 30*time.Second)
+	byID := map[string]kafkatest.Record{}
+	for _, r := range replayed {
+		byID[r.Headers[sink.HeaderEventID]] = r
+	}
+	for _, l := range live {
+		r, ok := byID[l.Headers[sink.HeaderEventID]]
+		if !ok {
+			t.Fatalf("event %s not replayed", l.Headers[sink.HeaderEventID])
+		}
+		if !bytes.Equal(l.Key, r.Key) || !bytes.Equal(l.Value, r.Value) || l.Partition != r.Partition {
+			t.Errorf("event %s: live key %q partition %d, replayed key %q partition %d (or values differ)", l.Headers[sink.HeaderEventID], l.Key, l.Partition, r.Key, r.Partition)
+		}
+		for h, v := range l.Headers {
+			if h != sink.HeaderPosition && r.Headers[h] != v {
+				t.Errorf("header %s: live %q, replayed %q", h, v, r.Headers[h])
+			}
+		}
+		if len(r.Headers) != len(l.Headers) || !strings.HasPrefix(l.Headers[sink.HeaderPosition], "shardId-") || !strings.Contains(r.Headers[sink.HeaderPosition], "export-1") {
+			t.Errorf("positions: live %q, replayed %q", l.Headers[sink.HeaderPosition], r.Headers[sink.HeaderPosition])
+		}
+	}
+}
+
+// TestReplayCommand covers the CLI's dry run, window and exit codes.
+func TestReplayCommand(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "2024-02-01"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "2024-02-02"), 0o755)
+	line := func(id, ts string) string {
+		return `{"id":"` + id + `","eventName":"order-created_event-v1","payload":{"id":"o"},"created":"` + ts + `"}` + "\n"
+	}
+	os.WriteFile(filepath.Join(dir, "2024-02-01", "000000000000.json"), []byte(line("a", "2024-02-01T10:00:00Z")+line("b", "2024-02-01T23:00:00Z")), 0o644)
+	os.WriteFile(filepath.Join(dir, "2024-02-02", "000000000000.json"), []byte(line("c", "2024-02-02T01:00:00Z")), 0o644)
+	state := filepath.Join(t.TempDir(), "s.json")
+
+	code, out, stderr := runCLI(t, "", "replay", "--dry-run", dir, "--from", "2024-02-02", "--http-addr", "off")
+	if code != exitOK || !strings.Contains(out, "layout daily") || !strings.Contains(out, "2024-02-02/000000000000.json") || strings.Contains(out, "2024-02-01/") {
+		t.Errorf("dry run: exit %d\n%s\n%s", code, out, stderr)
+	}
+	code, out, _ = runCLI(t, "", "replay", dir, "--sink", "stdout", "--from", "2024-02-01T12", "--tenant", "acme", "--state", state, "--http-addr", "off")
+	if code != exitOK || strings.Count(out, "\n") != 2 || strings.Contains(out, `"id":"a"`) || !strings.Contains(out, `"tenant":"acme"`) {
+		t.Errorf("window: exit %d, out:\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "", "replay", dir, "--sink", "stdout", "--from", "2024-02-01T12", "--tenant", "acme", "--state", state, "--http-addr", "off")
+	if code != exitOK || out != "" {
+		t.Errorf("finished replay repeated: exit %d, out %q", code, out)
+	}
+	for _, args := range [][]string{{"replay"}, {"replay", dir, "--from", "yesterday"}, {"replay", "/nonexistent/dir"}, {"replay", dir, "--layout", "zip"}} {
+		if code, _, _ := runCLI(t, "", append(args, "--sink", "stdout", "--http-addr", "off")...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+	z := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
+	os.WriteFile(filepath.Join(dir, "2024-02-02", "000000000001.json.gz"), z, 0o644)
+	if code, _, stderr := runCLI(t, "", "replay", dir, "--sink", "stdout", "--restart", "--state", state, "--http-addr", "off"); code != exitBadInput || !strings.Contains(stderr, "000000000001.json.gz") {
+		t.Errorf("corrupt object: exit %d, stderr %s", code, stderr)
+	}
+}

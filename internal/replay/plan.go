@@ -1,0 +1,259 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/eventrelay/eventrelay/internal/envelope"
+)
+
+// Layout is how a vendor arranges its export objects.
+type Layout string
+
+// The layouts.
+const (
+	LayoutAuto     Layout = "auto"
+	LayoutFirehose Layout = "firehose" // OneWelcome: <category>/YYYY/MM/DD/HH/<file> (UTC hour)
+	LayoutDaily    Layout = "daily"    // fulfillmenttools: YYYY-MM-DD/<file>
+	LayoutInfobip  Layout = "infobip"  // <requestId>-events-<start>-<end>.json.gz
+	LayoutFlat     Layout = "flat"     // every object under the prefix
+)
+
+// ParseLayout checks a layout name.
+func ParseLayout(s string) (Layout, error) {
+	switch l := Layout(strings.ToLower(s)); l {
+	case "", LayoutAuto:
+		return LayoutAuto, nil
+	case LayoutFirehose, LayoutDaily, LayoutInfobip, LayoutFlat:
+		return l, nil
+	}
+	return "", fmt.Errorf("unknown layout %q (want auto, firehose, daily, infobip or flat)", s)
+}
+
+// DefaultFormat is the event format a layout holds.
+func (l Layout) DefaultFormat() envelope.Format {
+	switch l {
+	case LayoutFirehose:
+		return envelope.FormatOneWelcome
+	case LayoutDaily:
+		return envelope.FormatFulfillmenttools
+	case LayoutInfobip:
+		return envelope.FormatInfobip
+	}
+	return envelope.FormatAuto
+}
+
+// Window is the replay's time range [From, To); a zero bound is open.
+type Window struct {
+	From time.Time `json:"from,omitzero"`
+	To   time.Time `json:"to,omitzero"`
+}
+
+// Contains reports whether t is inside the window.
+func (w Window) Contains(t time.Time) bool {
+	return (w.From.IsZero() || !t.Before(w.From)) && (w.To.IsZero() || t.Before(w.To))
+}
+
+// overlaps reports whether [start, end] meets the window.
+func (w Window) overlaps(start, end time.Time) bool {
+	return (w.To.IsZero() || start.Before(w.To)) && (w.From.IsZero() || !end.Before(w.From))
+}
+
+var (
+	yearDir  = regexp.MustCompile(`^\d{4}/$`)
+	dayDir   = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}/$`)
+	hourPath = regexp.MustCompile(`(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/`)
+	dayPath  = regexp.MustCompile(`(?:^|/)(\d{4}-\d{2}-\d{2})/`)
+	infobip  = regexp.MustCompile(`-events-([0-9TZtz:.+-]+?)-([0-9TZtz:.+-]+?)\.json(?:\.gz)?$`)
+)
+
+// Plan lists the objects a replay of prefix in window must read, and the
+// layout it found (when asked for LayoutAuto). It lists only the folders
+// inside the window: Firehose hours widened by one hour before From (a
+// file sits in the hour of its oldest record), fulfillmenttools days, and
+// Infobip exports whose names' time ranges meet the window.
+func Plan(ctx context.Context, s Store, prefix string, layout Layout, w Window) (Layout, []Object, error) {
+	if prefix != "" && !strings.HasSuffix(prefix, "/") && !strings.Contains(path.Base(prefix), ".") {
+		prefix += "/"
+	}
+	if layout == LayoutAuto {
+		var err error
+		if layout, err = detect(ctx, s, prefix); err != nil {
+			return "", nil, err
+		}
+	}
+	var objs []Object
+	collect := func(o Object) error { objs = append(objs, o); return nil }
+	var err error
+	switch layout {
+	case LayoutFirehose:
+		err = planFirehose(ctx, s, prefix, w, collect)
+	case LayoutDaily:
+		err = planDaily(ctx, s, prefix, w, collect)
+	case LayoutInfobip:
+		err = s.List(ctx, prefix, func(o Object) error {
+			if start, end, ok := infobipRange(o.Key); ok && !w.overlaps(start, end) {
+				return nil
+			}
+			return collect(o)
+		})
+	default:
+		err = s.List(ctx, prefix, collect)
+	}
+	return layout, objs, err
+}
+
+// detect guesses the layout from the folders and names under prefix.
+func detect(ctx context.Context, s Store, prefix string) (Layout, error) {
+	dirs, err := s.Dirs(ctx, prefix)
+	if err != nil {
+		return "", err
+	}
+	for _, d := range dirs {
+		rel := strings.TrimPrefix(d, prefix)
+		switch {
+		case dayDir.MatchString(rel):
+			return LayoutDaily, nil
+		case yearDir.MatchString(rel):
+			return LayoutFirehose, nil
+		}
+		sub, err := s.Dirs(ctx, d)
+		if err != nil {
+			return "", err
+		}
+		for _, sd := range sub {
+			if yearDir.MatchString(strings.TrimPrefix(sd, d)) {
+				return LayoutFirehose, nil
+			}
+		}
+	}
+	layout := LayoutFlat
+	errStop := fmt.Errorf("stop")
+	err = s.List(ctx, prefix, func(o Object) error {
+		if infobip.MatchString(path.Base(o.Key)) {
+			layout = LayoutInfobip
+		}
+		return errStop
+	})
+	if err != nil && err != errStop {
+		return "", err
+	}
+	return layout, nil
+}
+
+// planFirehose lists <prefix>[<category>/]YYYY/MM/DD/HH/ folders.
+func planFirehose(ctx context.Context, s Store, prefix string, w Window, fn func(Object) error) error {
+	dirs, err := s.Dirs(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	categories := []string{prefix}
+	if len(dirs) > 0 && !yearDir.MatchString(strings.TrimPrefix(dirs[0], prefix)) {
+		categories = dirs
+	}
+	for _, cat := range categories {
+		if w.From.IsZero() || w.To.IsZero() {
+			// Open window: list everything and keep the hours that can hold events in it.
+			err := s.List(ctx, cat, func(o Object) error {
+				if h, ok := hourOf(o.Key); ok && !w.overlaps(h.Add(-time.Hour), h.Add(time.Hour)) {
+					return nil
+				}
+				return fn(o)
+			})
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		for h := w.From.UTC().Truncate(time.Hour).Add(-time.Hour); h.Before(w.To); h = h.Add(time.Hour) {
+			if err := s.List(ctx, cat+h.Format("2006/01/02/15/"), fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// planDaily lists <prefix>YYYY-MM-DD/ folders.
+func planDaily(ctx context.Context, s Store, prefix string, w Window, fn func(Object) error) error {
+	if w.From.IsZero() || w.To.IsZero() {
+		return s.List(ctx, prefix, func(o Object) error {
+			if m := dayPath.FindStringSubmatch(o.Key); m != nil {
+				if d, err := time.Parse("2006-01-02", m[1]); err == nil && !w.overlaps(d, d.Add(24*time.Hour-time.Nanosecond)) {
+					return nil
+				}
+			}
+			return fn(o)
+		})
+	}
+	for d := w.From.UTC().Truncate(24 * time.Hour); d.Before(w.To); d = d.Add(24 * time.Hour) {
+		if err := s.List(ctx, prefix+d.Format("2006-01-02/"), fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hourOf(key string) (time.Time, bool) {
+	m := hourPath.FindStringSubmatch(key)
+	if m == nil {
+		return time.Time{}, false
+	}
+	t, err := time.Parse("2006010215", m[1]+m[2]+m[3]+m[4])
+	return t, err == nil
+}
+
+// infobipRange reads the start and end times from an Infobip export name.
+// The vendor does not document the time format; epoch seconds or
+// milliseconds and compact or extended ISO-8601 are accepted.
+func infobipRange(key string) (time.Time, time.Time, bool) {
+	m := infobip.FindStringSubmatch(path.Base(key))
+	if m == nil {
+		return time.Time{}, time.Time{}, false
+	}
+	start, ok1 := parseNameTime(m[1])
+	end, ok2 := parseNameTime(m[2])
+	return start, end, ok1 && ok2
+}
+
+func parseNameTime(s string) (time.Time, bool) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n > 1e12 {
+			return time.UnixMilli(n).UTC(), true
+		}
+		return time.Unix(n, 0).UTC(), true
+	}
+	for _, layout := range []string{"20060102T150405Z", "20060102T150405", time.RFC3339, "2006-01-02T15:04:05", "20060102"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+var ftBucket = regexp.MustCompile(`^(?:ocff-)?(.+)-[a-z0-9]+-public-events-export-bucket$`)
+
+// TenantFromBucket derives the tenant from a fulfillmenttools export
+// bucket name ({tenant}-{tier}-public-events-export-bucket), or "".
+func TenantFromBucket(bucket string) string {
+	if m := ftBucket.FindStringSubmatch(bucket); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// ParseTime reads a window bound: RFC 3339, or a UTC date or hour
+// (2024-02-01, 2024-02-01T09).
+func ParseTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02T15", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q: want RFC 3339 (2024-02-01T09:00:00Z), a date (2024-02-01) or an hour (2024-02-01T09), UTC", s)
+}

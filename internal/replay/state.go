@@ -1,0 +1,141 @@
+package replay
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+)
+
+// State records a replay's progress so an interrupted replay resumes:
+// objects completed, and for objects in flight the offset up to which
+// every event was acknowledged. It is rewritten atomically (temp file +
+// rename) after every acknowledged batch.
+type State struct {
+	path string
+	mu   sync.Mutex
+	d    stateData
+}
+
+type stateData struct {
+	Version    int                    `json:"version"`
+	Sources    []string               `json:"sources"`
+	Window     Window                 `json:"window"`
+	Completed  map[string]ObjectStats `json:"completed"`
+	InProgress map[string]int64       `json:"in_progress"`
+	Failed     map[string]string      `json:"failed,omitempty"`
+}
+
+// ObjectStats is what reading one object produced.
+type ObjectStats struct {
+	Events  int64 `json:"events"`
+	Dead    int64 `json:"dead_letters"`
+	Outside int64 `json:"outside_window"`
+	Bytes   int64 `json:"bytes"`
+}
+
+// LoadState opens the state at path for a replay of sources in window.
+// With restart, any previous progress is discarded. A state written by a
+// different replay (other sources or window) is an error rather than
+// silently mixed.
+func LoadState(path string, sources []string, w Window, restart bool) (*State, error) {
+	s := &State{path: path, d: stateData{Version: 1, Sources: sources, Window: w,
+		Completed: map[string]ObjectStats{}, InProgress: map[string]int64{}, Failed: map[string]string{}}}
+	if path == "" || restart {
+		return s, s.save()
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return s, s.save()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading replay state: %w", err)
+	}
+	var old stateData
+	if err := json.Unmarshal(b, &old); err != nil {
+		return nil, fmt.Errorf("replay state %s is corrupt (%v): remove it or use --restart", path, err)
+	}
+	if !slices.Equal(old.Sources, sources) || !old.Window.From.Equal(w.From) || !old.Window.To.Equal(w.To) {
+		return nil, fmt.Errorf("replay state %s belongs to another replay (%v, %v..%v): use --restart or another --state", path, old.Sources, old.Window.From, old.Window.To)
+	}
+	if old.Completed == nil {
+		old.Completed = map[string]ObjectStats{}
+	}
+	if old.InProgress == nil {
+		old.InProgress = map[string]int64{}
+	}
+	old.Failed = map[string]string{}
+	s.d = old
+	return s, nil
+}
+
+// Path is where the state is kept ("" when not kept).
+func (s *State) Path() string { return s.path }
+
+// Resume says whether obj is done and, if not, from which offset to read.
+func (s *State) Resume(obj string) (done bool, offset int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.d.Completed[obj]; ok {
+		return true, 0
+	}
+	return false, s.d.InProgress[obj]
+}
+
+// Progress records that everything before offset in obj was acknowledged.
+func (s *State) Progress(obj string, offset int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.d.InProgress[obj] = offset
+	return s.save()
+}
+
+// Complete records obj as fully read and acknowledged.
+func (s *State) Complete(obj string, st ObjectStats) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.d.InProgress, obj)
+	delete(s.d.Failed, obj)
+	s.d.Completed[obj] = st
+	return s.save()
+}
+
+// Fail records why obj could not be read to its end (its acknowledged
+// prefix stays recorded).
+func (s *State) Fail(obj, reason string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.d.Failed[obj] = reason
+	return s.save()
+}
+
+// save writes the state atomically; the caller holds mu.
+func (s *State) save() error {
+	if s.path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(s.d, "", " ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(s.path), ".replay-state-*")
+	if err != nil {
+		return fmt.Errorf("writing replay state: %w", err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing replay state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing replay state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), s.path); err != nil {
+		return fmt.Errorf("writing replay state: %w", err)
+	}
+	return nil
+}
