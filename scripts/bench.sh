@@ -13,6 +13,11 @@ trap 'rm -f "$out" "$sinkout"' EXIT
 sinkcmd=(go test -run XXX -bench KafkaDeliver -benchtime 200000x -count 3 ./internal/sink/)
 echo "running: ${sinkcmd[*]}" >&2
 "${sinkcmd[@]}" | tee "$sinkout" >&2
+replayout=$(mktemp)
+trap 'rm -f "$out" "$sinkout" "$replayout"' EXIT
+replaycmd=(go test -run XXX -bench ReplayEndToEnd -benchtime 1x -count 3 -timeout 30m ./cmd/consumer/)
+echo "running: EVENTRELAY_BENCH_MB=${EVENTRELAY_BENCH_MB:-200} ${replaycmd[*]}" >&2
+"${replaycmd[@]}" | tee "$replayout" >&2
 
 {
   echo "# Benchmarks"
@@ -73,5 +78,19 @@ echo "running: ${sinkcmd[*]}" >&2
   echo '```'
   grep -E '^Benchmark' "$sinkout"
   echo '```'
+  echo
+  echo "## Replay end to end (local directory -> Kafka)"
+  echo
+  echo "Command: \`EVENTRELAY_BENCH_MB=${EVENTRELAY_BENCH_MB:-200} ${replaycmd[*]}\`"
+  echo
+  echo "The real \`consumer replay\` binary reads OneWelcome Firehose hour files"
+  echo "(1 KiB events, 10 per envelope, half of the files gzipped) from a local"
+  echo "directory into a kfake broker running in the benchmark process (lz4,"
+  echo "acks=all). Peak RSS is the replay process's own (getrusage). The broker"
+  echo "shares the 2 cores, so throughput is a floor."
+  echo
+  echo "| run | input MB | events/s | MB/s | peak RSS MB |"
+  echo "|---|---|---|---|---|"
+  awk '/^BenchmarkReplayEndToEnd/ { n++; for (i=2; i<=NF; i++) { if ($(i)=="events/s") ev=$(i-1); if ($(i)=="MB/s") mb=$(i-1); if ($(i)=="peak_rss_MB") rss=$(i-1); if ($(i)=="input_MB") in_=$(i-1) }; printf "| %d | %.0f | %.0f | %.1f | %.1f |\n", n, in_, ev, mb, rss }' "$replayout"
 } > BENCHMARKS.md
 echo "wrote BENCHMARKS.md" >&2

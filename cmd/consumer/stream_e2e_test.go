@@ -33,7 +33,7 @@ var (
 )
 
 // consumerBinary builds the real binary once per test run.
-func consumerBinary(t *testing.T) string {
+func consumerBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "eventrelay-bin-")
