@@ -165,7 +165,7 @@ func demo(ctx context.Context, io stdio, events, shards int, keep bool, httpAddr
 	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- stream(runCtx, cfg, io, log) }()
+	go func() { done <- stream(runCtx, cfg, backfill{}, io, log) }()
 	start := time.Now()
 	counts, sample, err := waitForKafka(ctx, st.brokers, written, poison, 2*time.Minute)
 	if err != nil {

@@ -9,11 +9,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/eventrelay/eventrelay/internal/assumerole"
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/eventrelay/eventrelay/internal/replay"
+	"github.com/eventrelay/eventrelay/internal/sink"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 )
@@ -116,12 +116,10 @@ func replayCmd(ctx context.Context, f replayFlags, urls []string, io stdio, gete
 	if !w.From.IsZero() && !w.To.IsZero() && !w.From.Before(w.To) {
 		return &configError{errors.New("--from must be before --to")}
 	}
-	layout, err := replay.ParseLayout(f.layout)
-	if err != nil {
+	if _, err := replay.ParseLayout(f.layout); err != nil {
 		return &configError{fmt.Errorf("--layout: %w", err)}
 	}
-	format, err := envelope.ParseFormat(f.format)
-	if err != nil {
+	if _, err := envelope.ParseFormat(f.format); err != nil {
 		return &configError{fmt.Errorf("--format: %w", err)}
 	}
 	cfg, err := f.common.load(getenv)
@@ -135,27 +133,45 @@ func replayCmd(ctx context.Context, f replayFlags, urls []string, io stdio, gete
 	if err != nil {
 		return &configError{err}
 	}
+	if f.dryRun {
+		_, err := planReplay(ctx, f, urls, w, cfg.AWS.Config, cfg.AWS.ReplayRole, io, log)
+		return err
+	}
+	srv, err := startOps(ctx, cfg, log)
+	if err != nil {
+		return &configError{err}
+	}
+	s, err := buildSink(ctx, cfg, io.out, log, srv.Registry())
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	srv.SetReady(func() error { return nil })
+	_, err = replayRun(ctx, f, urls, w, cfg.AWS.Config, cfg.AWS.ReplayRole, s, io, log)
+	return err
+}
+
+// planReplay plans every URL; with f.dryRun it prints the plan.
+func planReplay(ctx context.Context, f replayFlags, urls []string, w replay.Window, awsCfg assumerole.Config, role assumerole.Role, io stdio, log zerolog.Logger) ([]replay.Source, error) {
+	layout, _ := replay.ParseLayout(f.layout)
+	format, _ := envelope.ParseFormat(f.format)
 	var sources []replay.Source
-	tenant := f.tenant
 	for _, u := range urls {
 		loc, err := replay.ParseLocation(u)
 		if err != nil {
-			return &configError{err}
+			return nil, &configError{err}
 		}
-		store, err := openStore(ctx, loc, cfg.AWS.Config, cfg.AWS.ReplayRole, f.gcsKeyFile)
+		store, err := openStore(ctx, loc, awsCfg, role, f.gcsKeyFile)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		found, objs, err := replay.Plan(ctx, store, loc.Prefix, layout, w)
 		if err != nil {
-			return fmt.Errorf("planning %s: %w", loc, err)
+			return nil, fmt.Errorf("planning %s: %w", loc, err)
 		}
 		fmtFor := format
 		if fmtFor == envelope.FormatAuto {
 			fmtFor = found.DefaultFormat()
-		}
-		if tenant == "" && loc.Scheme != "file" {
-			tenant = replay.TenantFromBucket(loc.Bucket)
 		}
 		var size int64
 		for _, o := range objs {
@@ -168,10 +184,23 @@ func replayCmd(ctx context.Context, f replayFlags, urls []string, io stdio, gete
 				fmt.Fprintf(io.out, "%s/%s\t%d\n", store.Name(), o.Key, o.Size)
 			}
 		}
-		sources = append(sources, replay.Source{Store: store, Objects: objs, Format: fmtFor})
+		sources = append(sources, replay.Source{Store: store, Objects: objs, Format: fmtFor, Bucket: loc.Bucket})
 	}
-	if f.dryRun {
-		return nil
+	return sources, nil
+}
+
+// replayRun plans and replays urls into s, keeping progress in the state
+// file, and logs a summary.
+func replayRun(ctx context.Context, f replayFlags, urls []string, w replay.Window, awsCfg assumerole.Config, role assumerole.Role, s sink.Sink, io stdio, log zerolog.Logger) (replay.Summary, error) {
+	sources, err := planReplay(ctx, f, urls, w, awsCfg, role, io, log)
+	if err != nil {
+		return replay.Summary{}, err
+	}
+	tenant := f.tenant
+	for _, src := range sources {
+		if tenant == "" {
+			tenant = replay.TenantFromBucket(src.Bucket)
+		}
 	}
 	statePath := f.stateFile
 	if statePath == "" {
@@ -180,18 +209,8 @@ func replayCmd(ctx context.Context, f replayFlags, urls []string, io stdio, gete
 	}
 	state, err := replay.LoadState(statePath, urls, w, f.restart)
 	if err != nil {
-		return &configError{err}
+		return replay.Summary{}, &configError{err}
 	}
-	srv, err := startOps(ctx, cfg, log)
-	if err != nil {
-		return &configError{err}
-	}
-	s, err := buildSink(ctx, cfg, io.out, log, srv.Registry())
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	srv.SetReady(func() error { return nil })
 	r := replay.NewRunner(replay.Options{Window: w, Tenant: tenant, Concurrency: f.concurrency, RateLimit: f.rate,
 		MaxEventSize: f.maxEvent, MaxRecordSize: f.maxRecord}, s, state, log)
 	progCtx, stopProg := context.WithCancel(ctx)
@@ -199,12 +218,16 @@ func replayCmd(ctx context.Context, f replayFlags, urls []string, io stdio, gete
 	if fd, ok := io.err.(*os.File); ok {
 		tty = isatty.IsTerminal(fd.Fd())
 	}
-	go r.Progress.Report(progCtx, io.err, tty, log)
+	done := make(chan struct{})
+	go func() {
+		r.Progress.Report(progCtx, io.err, tty, log)
+		close(done)
+	}()
 	sum, runErr := r.Run(ctx, sources)
 	stopProg()
-	time.Sleep(10 * time.Millisecond)
+	<-done
 	logSummary(log, sum, statePath)
-	return runErr
+	return sum, runErr
 }
 
 func logSummary(log zerolog.Logger, s replay.Summary, statePath string) {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,5 +134,79 @@ func TestReplayCommand(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "2024-02-02", "000000000001.json.gz"), z, 0o644)
 	if code, _, stderr := runCLI(t, "", "replay", dir, "--sink", "stdout", "--restart", "--state", state, "--http-addr", "off"); code != exitBadInput || !strings.Contains(stderr, "000000000001.json.gz") {
 		t.Errorf("corrupt object: exit %d, stderr %s", code, stderr)
+	}
+}
+
+// TestBackfillThenFollow: events exported before T0 and events put on the
+// stream around T0, with an overlap present in both, each reach Kafka once.
+func TestBackfillThenFollow(t *testing.T) {
+	bin := consumerBinary(t)
+	st := awstest.StartStack(t)
+	kc := kafkatest.Start(t, 1, 3, "events.onewelcome", "events.dlq")
+	ctx := context.Background()
+	cfg, _, err := assumerole.Load(ctx, assumerole.Config{Region: "us-east-1", Endpoints: assumerole.Endpoints{STS: st.STS.URL}},
+		assumerole.Role{RoleARN: st.Role, ExternalID: secret.String(st.ExternalID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	event := func(i int) (string, time.Time) {
+		at := t0.Add(time.Duration(i-99) * 12 * time.Second) // e99 at T0; e0 about 20 min before
+		return fmt.Sprintf(`{"metadata":{"eventId":"bf-%03d","type":"UserSignedInEvent","category":"public","aggregateId":"a%d","tenantId":"t","occurredTime":"%s"},"payload":{}}`, i, i%5, at.Format(time.RFC3339Nano)), at
+	}
+	// The export holds e0..e99 in hour folders.
+	dir := t.TempDir()
+	files := map[string][]string{}
+	for i := range 100 {
+		ev, at := event(i)
+		p := filepath.Join(dir, "public", at.Format("2006/01/02/15"), "export")
+		files[p] = append(files[p], `{"events":[`+ev+`]}`)
+	}
+	for p, lines := range files {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o644)
+	}
+	// The stream holds e80..e149: e80..e99 are in both.
+	kin := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(st.KinesisURL) })
+	if _, err := kin.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("bf"), ShardCount: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for i := 80; i < 150; i++ {
+		ev, _ := event(i)
+		if _, err := kin.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("bf"), Data: []byte(`{"events":[` + ev + `]}`), PartitionKey: aws.String(fmt.Sprint(i % 5))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, "stream", "--backfill", dir, "--backfill-from", t0.Add(-time.Hour).Format(time.RFC3339), "--backfill-overlap", "10m")
+	cmd.Dir = t.TempDir() // the backfill's state file lands here
+	cmd.Env = append(append(os.Environ(), st.Env(st.ExternalID)...), "EVENTRELAY_SOURCE_KINESIS_STREAM=bf",
+		"EVENTRELAY_SOURCE_KINESIS_SHARD_SYNC_INTERVAL=300ms", "EVENTRELAY_SINK_KAFKA_BROKERS="+kc.Addrs[0],
+		"EVENTRELAY_HTTP_ADDR=off", "EVENTRELAY_LOG_FORMAT=json")
+	var logs syncBuf
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	recs := kafkatest.Consume(t, kc.Addrs, "events.onewelcome", 150, 60*time.Second)
+	time.Sleep(2 * time.Second) // let any duplicate arrive
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	recs = kafkatest.Kcat(t, kc.Addrs, "events.onewelcome")
+	counts := map[string]int{}
+	for _, r := range recs {
+		counts[r.Headers["event-id"]]++
+	}
+	for i := range 150 {
+		if id := fmt.Sprintf("bf-%03d", i); counts[id] != 1 {
+			t.Errorf("%s reached Kafka %d times, want once", id, counts[id])
+		}
+	}
+	if len(recs) != 150 {
+		t.Errorf("%d records, want 150\n%s", len(recs), logs.String())
+	}
+	if !strings.Contains(logs.String(), "backfill done") {
+		t.Errorf("no backfill in the logs:\n%s", logs.String())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -45,6 +46,10 @@ func runStream(ctx context.Context, args []string, io stdio, getenv func(string)
 	var f commonFlags
 	f.register(fs, getenv)
 	streamName := fs.String("stream", "", "Kinesis stream name (overrides source.kinesis.stream)")
+	var bf backfill
+	fs.StringVar(&bf.url, "backfill", "", "before following the stream, replay this export (s3://, gs:// or a directory) from --backfill-from; only when the lease table has no checkpoints yet")
+	fs.StringVar(&bf.from, "backfill-from", "", "start of the backfill (UTC); required with --backfill")
+	fs.DurationVar(&bf.overlap, "backfill-overlap", 10*time.Minute, "the stream starts this long before the newest backfilled event; events in both are delivered once")
 	fs.Usage = func() {
 		fmt.Fprint(io.err, streamHelp)
 		fs.PrintDefaults()
@@ -62,6 +67,9 @@ func runStream(ctx context.Context, args []string, io stdio, getenv func(string)
 	if err == nil {
 		err = cfg.ValidateStream()
 	}
+	if err == nil {
+		err = bf.validate()
+	}
 	if err != nil {
 		fmt.Fprintf(io.err, "consumer stream: configuration: %v\n", err)
 		return exitUsage
@@ -71,14 +79,14 @@ func runStream(ctx context.Context, args []string, io stdio, getenv func(string)
 		fmt.Fprintf(io.err, "consumer stream: %v\n", err)
 		return exitUsage
 	}
-	if err := stream(ctx, cfg, io, log); err != nil {
+	if err := stream(ctx, cfg, bf, io, log); err != nil {
 		log.Error().Err(err).Msg("stream stopped")
 		return exitFor(err)
 	}
 	return exitOK
 }
 
-func stream(ctx context.Context, cfg config.Config, io stdio, log zerolog.Logger) error {
+func stream(ctx context.Context, cfg config.Config, bf backfill, io stdio, log zerolog.Logger) error {
 	// The operations server and credential refreshers outlive the drain.
 	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopOps()
@@ -115,6 +123,11 @@ func stream(ctx context.Context, cfg config.Config, io stdio, log zerolog.Logger
 	worker, err := kin.New(cfg.Source.Kinesis, clients, s, log, srv.Registry())
 	if err != nil {
 		return &configError{err}
+	}
+	if bf.url != "" {
+		if err := bf.run(ctx, cfg, clients, worker, s, io, log); err != nil {
+			return err
+		}
 	}
 	srv.SetReady(func() error {
 		if err := streamCreds.Healthy(); err != nil {

@@ -16,6 +16,7 @@ type metrics struct {
 	behind         *prometheus.GaugeVec
 	leases         prometheus.Gauge
 	deliverSeconds prometheus.Histogram
+	suppressed     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,13 +31,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "eventrelay_kinesis_millis_behind_latest", Help: "How far the last read of each shard was behind the stream's tip.",
 		}, []string{"shard_id"}),
 		leases: prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventrelay_kinesis_leases_held", Help: "Shards this worker is processing."}),
+		suppressed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventrelay_kinesis_suppressed_total", Help: "Stream events dropped because the backfill already delivered them.",
+		}),
 		deliverSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "eventrelay_kinesis_batch_delivery_seconds", Help: "Time to deliver one GetRecords batch to the sink.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.events, m.decodeErrors, m.checkpoints, m.behind, m.leases, m.deliverSeconds)
+		reg.MustRegister(m.records, m.events, m.decodeErrors, m.checkpoints, m.behind, m.leases, m.deliverSeconds, m.suppressed)
 	}
 	return m
 }

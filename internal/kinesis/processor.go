@@ -61,6 +61,9 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		r := &in.Records[i]
 		p.res.Reset()
 		p.dec.Decode(&p.res, r.Data, envelope.Position{Shard: p.shard, Sequence: aws.ToString(r.SequenceNumber)})
+		if p.s.suppress != nil {
+			p.res.Events = p.dropSuppressed(p.res.Events)
+		}
 		pipeline.Add(&p.batch, &p.res)
 		for _, e := range p.res.Errors {
 			p.s.m.decodeErrors.WithLabelValues(string(e.Kind)).Inc()
@@ -80,6 +83,19 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	p.s.m.events.Add(float64(len(p.batch.Events)))
 	p.s.m.deliverSeconds.Observe(time.Since(start).Seconds())
 	p.s.m.behind.WithLabelValues(p.shard).Set(float64(in.MillisBehindLatest))
+}
+
+// dropSuppressed removes, in place, events a backfill already delivered.
+func (p *processor) dropSuppressed(evs []envelope.Event) []envelope.Event {
+	kept := evs[:0]
+	for _, e := range evs {
+		if p.s.suppress(e.ID) {
+			p.s.m.suppressed.Inc()
+			continue
+		}
+		kept = append(kept, e)
+	}
+	return kept
 }
 
 // checkpoint records seq (nil: shard end), retrying DynamoDB failures a

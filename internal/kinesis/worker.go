@@ -38,6 +38,8 @@ type Stream struct {
 	m       *metrics
 
 	parents parents
+	// suppress drops events already delivered by a backfill (nil: none).
+	suppress func(id string) bool
 
 	mu     sync.Mutex
 	active map[string]bool // shards with a live processor
@@ -57,6 +59,43 @@ func New(cfg Config, clients Clients, s sink.Sink, log zerolog.Logger, reg prome
 	st.parents.s = st
 	return st, nil
 }
+
+// Suppress makes the worker drop events for which drop returns true (the
+// events a backfill already delivered in its overlap with the stream).
+// Call before Run.
+func (s *Stream) Suppress(drop func(id string) bool) { s.suppress = drop }
+
+// HasCheckpoints reports whether the lease table holds any checkpoint,
+// that is whether this application has read the stream before.
+func HasCheckpoints(ctx context.Context, ddb *dynamodb.Client, table string) (bool, error) {
+	p := dynamodb.NewScanPaginator(ddb, &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			var notFound *ddbtypes.ResourceNotFoundException
+			if errors.As(err, &notFound) {
+				return false, nil
+			}
+			return false, fmt.Errorf("scanning lease table %s: %w", table, err)
+		}
+		for _, item := range page.Items {
+			if _, ok := item[checkpoint.SequenceNumberKey]; ok {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// StartAt makes shards without a checkpoint start at t (AT_TIMESTAMP of
+// the records' arrival). Call before Run.
+func (s *Stream) StartAt(t time.Time) {
+	s.cfg.InitialPosition = "AT_TIMESTAMP"
+	s.cfg.InitialTimestamp = t
+}
+
+// LeaseTable is the lease table's name after defaults.
+func (s *Stream) LeaseTable() string { return s.cfg.LeaseTable }
 
 // LeasesHeld is the number of shards this worker is processing now.
 func (s *Stream) LeasesHeld() int {

@@ -40,6 +40,7 @@ type Source struct {
 	Store   Store
 	Objects []Object
 	Format  envelope.Format
+	Bucket  string // for deriving a tenant from the bucket name ("" for directories)
 }
 
 // Summary is the outcome of a run.

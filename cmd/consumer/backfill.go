@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/eventrelay/eventrelay/internal/config"
+	"github.com/eventrelay/eventrelay/internal/envelope"
+	kin "github.com/eventrelay/eventrelay/internal/kinesis"
+	"github.com/eventrelay/eventrelay/internal/replay"
+	"github.com/eventrelay/eventrelay/internal/sink"
+	"github.com/rs/zerolog"
+)
+
+// backfill replays an export before the stream is followed, with no gap:
+// the stream starts (AT_TIMESTAMP) overlap before the newest backfilled
+// event, and stream events the backfill already delivered in that overlap
+// are dropped by event id.
+type backfill struct {
+	url     string
+	from    string
+	overlap time.Duration
+}
+
+func (b backfill) validate() error {
+	switch {
+	case b.url == "" && b.from != "":
+		return errors.New("--backfill-from needs --backfill")
+	case b.url == "":
+		return nil
+	case b.from == "":
+		return errors.New("--backfill needs --backfill-from")
+	case b.overlap <= 0:
+		return errors.New("--backfill-overlap must be positive")
+	}
+	_, err := replay.ParseTime(b.from)
+	return err
+}
+
+func (b backfill) run(ctx context.Context, cfg config.Config, clients kin.Clients, worker *kin.Stream, s sink.Sink, io stdio, log zerolog.Logger) error {
+	if err := kin.EnsureLeaseTable(ctx, clients.DynamoDB, worker.LeaseTable()); err != nil {
+		return err
+	}
+	has, err := kin.HasCheckpoints(ctx, clients.DynamoDB, worker.LeaseTable())
+	if err != nil {
+		return err
+	}
+	if has {
+		log.Info().Str("lease_table", worker.LeaseTable()).Msg("lease table has checkpoints: following the stream from them; backfill skipped")
+		return nil
+	}
+	from, _ := replay.ParseTime(b.from)
+	log.Info().Str("source", b.url).Time("from", from).Msg("backfilling before following the stream")
+	ov := replay.NewOverlap(2 * b.overlap)
+	f := replayFlags{layout: "auto", format: "auto", concurrency: 4, maxEvent: envelope.DefaultMaxEventSize, maxRecord: envelope.DefaultMaxRecordSize}
+	sum, err := replayRun(ctx, f, []string{b.url}, replay.Window{From: from}, cfg.AWS.Config, cfg.AWS.ReplayRole, ov.Recording(s), io, log)
+	if err != nil {
+		return fmt.Errorf("backfill from %s: %w (rerun to resume it)", b.url, err)
+	}
+	start := from
+	if newest := ov.Newest(); !newest.IsZero() {
+		start = newest.Add(-b.overlap)
+	}
+	worker.StartAt(start)
+	worker.Suppress(ov.Contains)
+	log.Info().Int64("events", sum.Events).Time("stream_start", start).Msg("backfill done; following the stream from there, dropping events delivered twice in the overlap")
+	return nil
+}
