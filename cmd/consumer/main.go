@@ -55,6 +55,7 @@ func commands() []command {
 		{"demo", "run the real-time pipeline on an embedded local stack (no cloud account)", runDemo},
 		{"stream", "run the real-time Kinesis -> Kafka worker", runStream},
 		{"replay", "replay historical exports from S3, GCS or a directory into Kafka", runReplay},
+		{"poll", "poll a vendor API (akeneo-logs, fluent-events) into Kafka", runPoll},
 		{"config", "print an example configuration or check one", runConfig},
 		{"decode", "decode vendor event files into normalized events (JSON lines)", runDecode},
 		{"credentials", "check AWS credentials and the cross-account role assumption", runCredentials},

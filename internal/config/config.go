@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventrelay/eventrelay/internal/assumerole"
 	"github.com/eventrelay/eventrelay/internal/kinesis"
+	"github.com/eventrelay/eventrelay/internal/poll"
 	"github.com/eventrelay/eventrelay/internal/sink"
 	"gopkg.in/yaml.v3"
 )
@@ -60,7 +61,9 @@ type AWS struct {
 
 // Source configures where events come from.
 type Source struct {
-	Kinesis kinesis.Config `yaml:"kinesis"`
+	Kinesis kinesis.Config    `yaml:"kinesis"`
+	Akeneo  poll.AkeneoConfig `yaml:"akeneo"`
+	Fluent  poll.FluentConfig `yaml:"fluent"`
 }
 
 // Sink configures where events go.

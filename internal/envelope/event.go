@@ -97,6 +97,10 @@ type Event struct {
 	// the input; callers must not modify it.
 	Raw []byte
 	Pos Position
+	// Updated marks a re-delivery of an event whose content changed under
+	// the same id (Akeneo merges repeated error logs and moves their
+	// timestamp forward).
+	Updated bool
 }
 
 type eventJSON struct {
@@ -108,6 +112,7 @@ type eventJSON struct {
 	Category   string          `json:"category,omitempty"`
 	OccurredAt string          `json:"occurred_at"`
 	Position   Position        `json:"position"`
+	Updated    bool            `json:"updated,omitempty"`
 	Raw        json.RawMessage `json:"raw"`
 }
 
@@ -121,6 +126,6 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 	return json.Marshal(eventJSON{
 		ID: e.ID, Type: e.Type, Source: e.Source, Tenant: e.Tenant, Key: e.Key,
 		Category: e.Category, OccurredAt: e.OccurredAt.UTC().Format(TimeLayout),
-		Position: e.Pos, Raw: e.Raw,
+		Position: e.Pos, Updated: e.Updated, Raw: e.Raw,
 	})
 }

@@ -17,6 +17,9 @@ const (
 	HeaderCategory   = "event-category"
 	HeaderOccurredAt = "event-occurred-at"
 	HeaderPosition   = "source-position"
+	// HeaderUpdated ("true") marks a re-delivery of an event whose content
+	// changed under the same id; absent otherwise.
+	HeaderUpdated = "event-updated"
 
 	HeaderDLQKind      = "dlq-kind"
 	HeaderDLQReason    = "dlq-reason"
@@ -50,6 +53,9 @@ func eventHeaders(dst []kafka.Header, e *envelope.Event) []kafka.Header {
 			continue // tenant and category are omitted when empty
 		}
 		dst = append(dst, kafka.Header{Key: n, Value: buf[spans[i][0]:spans[i][1]:spans[i][1]]})
+	}
+	if e.Updated {
+		dst = append(dst, kafka.Header{Key: HeaderUpdated, Value: []byte("true")})
 	}
 	return dst
 }

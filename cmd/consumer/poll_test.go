@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPollCommand runs `consumer poll fluent-events --once` against a
+// small Fluent-style API and checks events and exit codes.
+func TestPollCommand(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/oauth/token", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"access_token":"t1","expires_in":3600}`)
+	})
+	mux.HandleFunc("/api/v4.1/event", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer t1" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		if r.URL.Query().Get("start") != "0" {
+			fmt.Fprint(w, `{"results":[]}`)
+			return
+		}
+		at := time.Now().UTC().Add(-time.Minute).Format("2006-01-02T15:04:05.000-0700")
+		fmt.Fprintf(w, `{"results":[{"id":"e1","name":null,"type":"ORCHESTRATION","accountId":"A","context":{"rootEntityType":"ORDER","rootEntityId":"1"},"generatedOn":"%s"},`+
+			`{"id":"e2","name":"CREATE","type":"ORCHESTRATION","accountId":"A","context":{"rootEntityType":"ORDER","rootEntityId":"2"},"generatedOn":"%s"}]}`, at, at)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pw"), []byte("pw\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "cs"), []byte("cs"), 0o600)
+	env := map[string]string{
+		"EVENTRELAY_SOURCE_FLUENT_BASE_URL": srv.URL, "EVENTRELAY_SOURCE_FLUENT_USERNAME": "u", "EVENTRELAY_SOURCE_FLUENT_CLIENT_ID": "c",
+		"EVENTRELAY_SOURCE_FLUENT_PASSWORD_FILE": filepath.Join(dir, "pw"), "EVENTRELAY_SOURCE_FLUENT_CLIENT_SECRET_FILE": filepath.Join(dir, "cs"),
+		"EVENTRELAY_SOURCE_FLUENT_STATE_FILE": filepath.Join(dir, "cursor.json"),
+	}
+	run := func(args ...string) (int, string, string) {
+		var out, errb strings.Builder
+		code := run(t.Context(), args, stdio{in: strings.NewReader(""), out: &out, err: &errb}, func(k string) string { return env[k] })
+		return code, out.String(), errb.String()
+	}
+	code, out, stderr := run("poll", "fluent-events", "--once", "--sink", "stdout", "--http-addr", "off")
+	if code != exitOK || strings.Count(out, "\n") != 2 || !strings.Contains(out, `"key":"ORDER:2"`) {
+		t.Fatalf("poll: exit %d\nout %s\nerr %s", code, out, stderr)
+	}
+	code, out, _ = run("poll", "fluent-events", "--once", "--sink", "stdout", "--http-addr", "off")
+	if code != exitOK || out != "" {
+		t.Errorf("second poll repeated events: exit %d, out %q", code, out)
+	}
+	if code, _, stderr := run("poll", "akeneo-logs", "--once", "--sink", "stdout", "--http-addr", "off"); code != exitUsage || !strings.Contains(stderr, "source.akeneo.pim_url") {
+		t.Errorf("akeneo without config: exit %d, %s", code, stderr)
+	}
+	if code, _, _ := run("poll", "salesforce"); code != exitUsage {
+		t.Errorf("unknown API: exit %d", code)
+	}
+}

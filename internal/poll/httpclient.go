@@ -1,0 +1,130 @@
+package poll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// ErrUnauthorized is returned when the API refuses the credentials even
+// after one refresh.
+var ErrUnauthorized = errors.New("unauthorized")
+
+// client does GETs with the vendors' failure handling: 429 and 5xx are
+// retried with backoff honouring Retry-After; 401 refreshes the token once;
+// other 4xx stop with an error carrying the response.
+type client struct {
+	http       *http.Client
+	log        zerolog.Logger
+	maxBackoff time.Duration
+	maxRetries int
+	// auth sets the request's credentials; refresh (may be nil) renews them
+	// after a 401.
+	auth    func(ctx context.Context, r *http.Request) error
+	refresh func(ctx context.Context) error
+	sleep   func(ctx context.Context, d time.Duration) error
+}
+
+func (c *client) get(ctx context.Context, url string) ([]byte, error) {
+	refreshed := false
+	delay := time.Second
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Accept", "application/json")
+		if c.auth != nil {
+			if err := c.auth(ctx, req); err != nil {
+				return nil, err
+			}
+		}
+		resp, err := c.http.Do(req)
+		var body []byte
+		if err == nil {
+			body, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+			resp.Body.Close()
+		}
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			c.log.Warn().Err(err).Dur("retry_in", delay).Msg("request failed; retrying")
+		case resp.StatusCode == http.StatusOK:
+			return body, nil
+		case resp.StatusCode == http.StatusUnauthorized && c.refresh != nil && !refreshed:
+			refreshed = true
+			c.log.Info().Msg("401 from the API: refreshing the token once")
+			if err := c.refresh(ctx); err != nil {
+				return nil, fmt.Errorf("refreshing the token: %w", err)
+			}
+			continue
+		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+			return nil, fmt.Errorf("GET %s: %w (HTTP %d): check the credentials: %s", redactURL(url), ErrUnauthorized, resp.StatusCode, snippet(body))
+		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+			if d, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
+				delay = max(d, 100*time.Millisecond)
+			}
+			c.log.Warn().Int("status", resp.StatusCode).Dur("retry_in", delay).Msg("API throttled or failing; retrying")
+		default:
+			return nil, fmt.Errorf("GET %s: HTTP %d: %s", redactURL(url), resp.StatusCode, snippet(body))
+		}
+		if c.maxRetries > 0 && attempt >= c.maxRetries {
+			return nil, fmt.Errorf("GET %s: giving up after %d attempts", redactURL(url), attempt+1)
+		}
+		if err := c.sleep(ctx, delay); err != nil {
+			return nil, err
+		}
+		delay = min(delay*2, c.maxBackoff)
+	}
+}
+
+// retryAfter parses Retry-After as seconds or an HTTP date.
+func retryAfter(v string) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0), true
+	}
+	return 0, false
+}
+
+func snippet(b []byte) string {
+	if len(b) > 200 {
+		return string(b[:200]) + "..."
+	}
+	return string(b)
+}
+
+// redactURL drops the query (which may hold filters, never secrets here,
+// but keeps logs short).
+func redactURL(u string) string {
+	for i := range len(u) {
+		if u[i] == '?' {
+			return u[:i]
+		}
+	}
+	return u
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
