@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/eventrelay/eventrelay/internal/backoff"
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/eventrelay/eventrelay/internal/sink"
 	"github.com/rs/zerolog"
@@ -41,12 +42,8 @@ func Deliver(ctx context.Context, s sink.Sink, b *sink.Batch, log zerolog.Logger
 			return fmt.Errorf("batch of %d messages not delivered: %w", b.Len(), ctx.Err())
 		}
 		log.Error().Err(err).Int("messages", b.Len()).Dur("retry_in", delay).Msg("sink refused the batch; retrying")
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("batch of %d messages not delivered: %w", b.Len(), ctx.Err())
-		case <-t.C:
+		if err := backoff.Sleep(ctx, delay); err != nil {
+			return fmt.Errorf("batch of %d messages not delivered: %w", b.Len(), err)
 		}
 		delay = min(delay*2, maxBackoff)
 	}

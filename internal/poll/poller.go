@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/eventrelay/eventrelay/internal/backoff"
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/eventrelay/eventrelay/internal/pipeline"
 	"github.com/eventrelay/eventrelay/internal/sink"
@@ -111,7 +112,7 @@ func (p *Poller) Run(ctx context.Context) error {
 		}
 		p.log.Info().Time("from", st.From).Time("to", st.To).Int("pages", st.Pages).Int("events", st.Events).
 			Int("duplicates", st.Duplicates).Int("updated", st.Updated).Msg("poll done")
-		if err := sleepCtx(ctx, p.cfg.Interval); err != nil {
+		if err := backoff.Sleep(ctx, p.cfg.Interval); err != nil {
 			return nil
 		}
 	}
@@ -231,5 +232,5 @@ func items(body []byte) ([]json.RawMessage, error) {
 }
 
 func newClient(timeout time.Duration) *client {
-	return &client{http: &http.Client{Timeout: timeout}, maxBackoff: time.Minute, sleep: sleepCtx}
+	return &client{http: &http.Client{Timeout: timeout}, maxBackoff: time.Minute, sleep: backoff.Sleep}
 }

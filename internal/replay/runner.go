@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventrelay/eventrelay/internal/backoff"
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/eventrelay/eventrelay/internal/pipeline"
 	"github.com/eventrelay/eventrelay/internal/sink"
@@ -268,16 +269,5 @@ func (l *limiter) wait(ctx context.Context, n int) error {
 	due := l.start.Add(time.Duration(l.sent / l.rate * float64(time.Second)))
 	l.sent += float64(n)
 	l.mu.Unlock()
-	d := time.Until(due)
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return backoff.Sleep(ctx, time.Until(due))
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
+	"github.com/eventrelay/eventrelay/internal/backoff"
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -60,7 +60,7 @@ func NewKafka(cfg KafkaConfig, log zerolog.Logger, reg prometheus.Registerer) (*
 			DialTimeout: 5 * time.Second, MetadataTTL: 30 * time.Second,
 		},
 	}
-	return &Kafka{cfg: cfg, w: w, router: router, log: log, m: newMetrics(reg), sleep: sleepCtx}, nil
+	return &Kafka{cfg: cfg, w: w, router: router, log: log, m: newMetrics(reg), sleep: backoff.Sleep}, nil
 }
 
 // Check asks the brokers for the DLQ topic's metadata, proving they are
@@ -100,7 +100,7 @@ func (k *Kafka) Deliver(ctx context.Context, b *Batch) error {
 	for attempt := 0; len(msgs) > 0; attempt++ {
 		if attempt > 0 {
 			k.m.retries.Inc()
-			if err := k.sleep(ctx, backoff(attempt, k.cfg.RetryBackoffMin, k.cfg.RetryBackoffMax)); err != nil {
+			if err := k.sleep(ctx, backoff.Delay(attempt, k.cfg.RetryBackoffMin, k.cfg.RetryBackoffMax)); err != nil {
 				return fmt.Errorf("delivering %d messages: %w", len(msgs), err)
 			}
 		}
@@ -199,24 +199,4 @@ func (k *Kafka) failed(ctx context.Context, msgs []pending, err error, blocked m
 		retry = append(retry, p)
 	}
 	return retry, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// backoff is exponential from min, capped at max, with jitter.
-func backoff(attempt int, lo, hi time.Duration) time.Duration {
-	d := lo << min(attempt-1, 20)
-	if d > hi || d <= 0 {
-		d = hi
-	}
-	return d/2 + rand.N(d/2+1)
 }

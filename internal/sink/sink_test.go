@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/eventrelay/eventrelay/internal/backoff"
 	"strings"
 	"testing"
 	"time"
@@ -183,7 +184,7 @@ func TestStdoutSink(t *testing.T) {
 
 func TestBackoffBounds(t *testing.T) {
 	for attempt := 1; attempt < 40; attempt++ {
-		d := backoff(attempt, 100*time.Millisecond, 5*time.Second)
+		d := backoff.Delay(attempt, 100*time.Millisecond, 5*time.Second)
 		if d < 50*time.Millisecond || d > 5*time.Second {
 			t.Fatalf("attempt %d: backoff %v out of bounds", attempt, d)
 		}
