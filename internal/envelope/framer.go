@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 )
 
 // DefaultMaxRecordSize bounds one framed value (a Firehose line holding an
@@ -168,7 +170,23 @@ func (f *Framer) scanValue() (Frame, error) {
 	f.stack = f.stack[:0]
 	st := scanState{nl: -1}
 	for {
-		for f.start+st.rel < min(f.end, f.start+f.max) {
+		for lim := min(f.end, f.start+f.max); f.start+st.rel < lim; {
+			if st.inStr && !st.esc {
+				// Jump over plain string bytes eight at a time.
+				j := f.start + st.rel
+				for j+8 <= lim {
+					m := special(binary.LittleEndian.Uint64(f.buf[j:]))
+					if m == 0 {
+						j += 8
+						continue
+					}
+					j += bits.TrailingZeros64(m) >> 3
+					break
+				}
+				if st.rel = j - f.start; j >= lim {
+					break
+				}
+			}
 			c := f.buf[f.start+st.rel]
 			if st.inStr {
 				switch {

@@ -1,9 +1,9 @@
 package envelope
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -83,82 +83,60 @@ func skipLiteral(d []byte, i int, lit string) (int, *syntaxError) {
 
 // skipString returns the index past the closing quote and whether the
 // string holds escapes. It rejects control characters and invalid UTF-8.
-// The quote and backslash searches use bytes.IndexByte (vectorized); the
-// span between is checked eight bytes at a time.
+// Eight bytes are examined at a time: special marks the bytes that need
+// attention and the lowest one is exact (borrows only run upward), so the
+// loop jumps straight to the next quote, backslash, control or non-ASCII byte.
 func skipString(d []byte, i int) (int, bool, *syntaxError) {
 	esc := false
 	i++
-	// Most strings (keys, ids) are short: a byte loop beats the search calls.
-	for end := min(len(d), i+40); i < end && strSafe[d[i]]; i++ {
-	}
-	if i < len(d) && d[i] == '"' {
-		return i + 1, false, nil
-	}
 	for {
-		j := bytes.IndexByte(d[i:], '"')
-		span := d[i:]
-		if j >= 0 {
-			span = span[:j]
-		}
-		k := bytes.IndexByte(span, '\\')
-		if k >= 0 {
-			span = span[:k]
-		}
-		if off, kind := checkSpan(span); off >= 0 {
-			if kind == KindInvalidUTF8 {
-				return i + off, esc, errAt(i+off, kind, "invalid UTF-8 in string")
+		for i+8 <= len(d) {
+			m := special(binary.LittleEndian.Uint64(d[i:]))
+			if m == 0 {
+				i += 8
+				continue
 			}
-			return i + off, esc, errAt(i+off, kind, "control character 0x%02x in string", d[i+off])
+			i += bits.TrailingZeros64(m) >> 3
+			break
 		}
-		switch {
-		case k >= 0:
+		for i < len(d) && strSafe[d[i]] {
+			i++
+		}
+		if i >= len(d) {
+			return len(d), esc, errAt(len(d), KindTruncated, "unexpected end of input in string")
+		}
+		switch c := d[i]; {
+		case c == '"':
+			return i + 1, esc, nil
+		case c == '\\':
 			esc = true
-			n, err := skipEscape(d, i+k)
+			n, err := skipEscape(d, i)
 			if err != nil {
 				return n, esc, err
 			}
 			i = n
-		case j >= 0:
-			return i + j + 1, esc, nil
-		default:
-			return len(d), esc, errAt(len(d), KindTruncated, "unexpected end of input in string")
-		}
-	}
-}
-
-// checkSpan finds the first control character or invalid UTF-8 sequence in
-// s (which holds no quote or backslash): its offset and kind, or -1.
-func checkSpan(s []byte) (int, ErrorKind) {
-	const lsb, msb = 0x0101010101010101, 0x8080808080808080
-	i := 0
-	for i < len(s) {
-		// A byte below 0x20 borrows into its high bit; one of 0x80 or more has it set.
-		for i+8 <= len(s) {
-			if x := binary.LittleEndian.Uint64(s[i:]); ((x-lsb*0x20)|x)&msb != 0 {
-				break
-			}
-			i += 8
-		}
-		for i < len(s) {
-			c := s[i]
-			if c >= 0x20 && c < 0x80 {
-				i++
-				if i&7 == 0 {
-					break
-				}
-				continue
-			}
-			if c < 0x20 {
-				return i, KindSyntax
-			}
-			r, size := utf8.DecodeRune(s[i:])
+		case c < 0x20:
+			return i, esc, errAt(i, KindSyntax, "control character 0x%02x in string", c)
+		case c >= 0x80:
+			r, size := utf8.DecodeRune(d[i:])
 			if r == utf8.RuneError && size <= 1 {
-				return i, KindInvalidUTF8
+				return i, esc, errAt(i, KindInvalidUTF8, "invalid UTF-8 in string")
 			}
 			i += size
 		}
 	}
-	return -1, ""
+}
+
+// special sets the high bit of each byte of x that is a quote, a backslash,
+// a control character or non-ASCII; the lowest set byte is exact.
+func special(x uint64) uint64 {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (lsb * '"')
+	bs := x ^ (lsb * '\\')
+	ctl := (x - lsb*0x20) & ^x // byte < 0x20
+	zq := (q - lsb) & ^q       // byte == '"'
+	zb := (bs - lsb) & ^bs     // byte == '\\'
+	return (ctl | zq | zb | x) & msb
 }
 
 func skipEscape(d []byte, i int) (int, *syntaxError) {
