@@ -104,3 +104,32 @@ func TestRedactedHidesSecrets(t *testing.T) {
 		t.Errorf("redacted config:\n%s", out)
 	}
 }
+
+// TestFiles loads testdata/*.good.yaml (must validate for the stream) and
+// *.bad.yaml (must fail with the error in their "# want:" line).
+func TestFiles(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.yaml")
+	if len(files) < 5 {
+		t.Fatalf("only %d config fixtures", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			c, err := Load(f, env(nil))
+			if err == nil {
+				err = c.ValidateStream()
+			}
+			if strings.HasSuffix(f, ".good.yaml") {
+				if err != nil {
+					t.Fatalf("want valid, got %v", err)
+				}
+				return
+			}
+			data, _ := os.ReadFile(f)
+			first, _, _ := strings.Cut(string(data), "\n")
+			want := strings.TrimSpace(strings.TrimPrefix(first, "# want:"))
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %v, want it to contain %q", err, want)
+			}
+		})
+	}
+}

@@ -1,0 +1,196 @@
+// Package helm_test checks the Helm chart: helm lint --strict, helm
+// template with default and full values, every rendered manifest decoded
+// strictly into its Kubernetes API type (unknown fields fail), and the
+// rendered eventrelay configuration validated by eventrelay's own loader.
+package helm_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/eventrelay/eventrelay/internal/config"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/yaml"
+)
+
+const chart = "eventrelay"
+
+// helmBin finds helm (PATH, then $GOPATH/bin). Where EVENTRELAY_REQUIRE_HELM
+// is set (CI), a missing helm fails the test.
+func helmBin(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("helm"); err == nil {
+		return p
+	}
+	if gp, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		p := filepath.Join(strings.TrimSpace(string(gp)), "bin", "helm")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("EVENTRELAY_REQUIRE_HELM") != "" {
+		t.Fatal("helm is required (EVENTRELAY_REQUIRE_HELM is set) but not installed")
+	}
+	t.Skip("helm not installed (go install helm.sh/helm/v3/cmd/helm@v3.22.0); CI installs it")
+	return ""
+}
+
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(helmBin(t), args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String() + errb.String(), fmt.Errorf("helm %v: %v: %s", args, err, errb.String())
+	}
+	return out.String(), nil
+}
+
+// strict decodes YAML into v, failing on fields v does not have.
+func strict(doc []byte, v any) error {
+	j, err := yaml.YAMLToJSON(doc)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+type serviceMonitor struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		Selector struct {
+			MatchLabels map[string]string `json:"matchLabels"`
+		} `json:"selector"`
+		Endpoints []struct {
+			Port     string `json:"port"`
+			Path     string `json:"path"`
+			Interval string `json:"interval"`
+		} `json:"endpoints"`
+	} `json:"spec"`
+}
+
+func render(t *testing.T, values ...string) map[string][]any {
+	t.Helper()
+	args := []string{"template", "rel", chart}
+	for _, v := range values {
+		args = append(args, "-f", v)
+	}
+	out, err := helm(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := map[string][]any{}
+	for _, doc := range strings.Split(out, "\n---") {
+		if strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(doc), "---")) == "" {
+			continue
+		}
+		var meta struct{ Kind string }
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatalf("rendered YAML does not parse: %v\n%s", err, doc)
+		}
+		var obj any
+		switch meta.Kind {
+		case "Deployment":
+			obj = &appsv1.Deployment{}
+		case "Job":
+			obj = &batchv1.Job{}
+		case "ConfigMap":
+			obj = &corev1.ConfigMap{}
+		case "Service":
+			obj = &corev1.Service{}
+		case "ServiceAccount":
+			obj = &corev1.ServiceAccount{}
+		case "PodDisruptionBudget":
+			obj = &policyv1.PodDisruptionBudget{}
+		case "ServiceMonitor":
+			obj = &serviceMonitor{}
+		default:
+			t.Fatalf("no test type for kind %q", meta.Kind)
+		}
+		if err := strict([]byte(doc), obj); err != nil {
+			t.Fatalf("%s does not decode strictly: %v\n%s", meta.Kind, err, doc)
+		}
+		objs[meta.Kind] = append(objs[meta.Kind], obj)
+	}
+	return objs
+}
+
+func TestChartLint(t *testing.T) {
+	for _, v := range [][]string{nil, {"-f", "eventrelay/ci/full-values.yaml"}} {
+		if out, err := helm(t, append([]string{"lint", "--strict", chart}, v...)...); err != nil {
+			t.Errorf("lint %v: %v\n%s", v, err, out)
+		}
+	}
+}
+
+func TestChartRendersValidObjects(t *testing.T) {
+	for name, values := range map[string][]string{"default": nil, "full": {"eventrelay/ci/full-values.yaml"}} {
+		t.Run(name, func(t *testing.T) {
+			objs := render(t, values...)
+			d := objs["Deployment"][0].(*appsv1.Deployment)
+			pod := d.Spec.Template.Spec
+			c := pod.Containers[0]
+			sc := c.SecurityContext
+			if pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot || *pod.SecurityContext.RunAsUser == 0 ||
+				sc == nil || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
+				t.Errorf("security context is not restrictive: pod %+v container %+v", pod.SecurityContext, sc)
+			}
+			if c.LivenessProbe.HTTPGet.Path != "/healthz" || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
+				t.Errorf("probes: %+v %+v", c.LivenessProbe, c.ReadinessProbe)
+			}
+			if *pod.TerminationGracePeriodSeconds <= 30 {
+				t.Errorf("terminationGracePeriodSeconds %d is not longer than the 30s drain", *pod.TerminationGracePeriodSeconds)
+			}
+			cm := objs["ConfigMap"][0].(*corev1.ConfigMap)
+			path := filepath.Join(t.TempDir(), "config.yaml")
+			os.WriteFile(path, []byte(cm.Data["config.yaml"]), 0o600)
+			cfg, err := config.Load(path, func(string) string { return "" })
+			if err == nil {
+				err = cfg.ValidateStream()
+			}
+			if err != nil {
+				t.Errorf("the chart's configuration is not valid for consumer stream: %v\n%s", err, cm.Data["config.yaml"])
+			}
+			if name == "full" {
+				if len(objs["Job"]) != 1 || len(objs["ServiceMonitor"]) != 1 || *d.Spec.Replicas != 3 {
+					t.Errorf("full values: %d jobs, %d service monitors, %d replicas", len(objs["Job"]), len(objs["ServiceMonitor"]), *d.Spec.Replicas)
+				}
+				if cfg.AWS.StreamRole.ExternalIDFile == "" || cfg.Sink.Kafka.SASL.PasswordFile == "" {
+					t.Errorf("secret files not wired into the configuration: %+v", cfg.AWS.StreamRole)
+				}
+				sa := objs["ServiceAccount"][0].(*corev1.ServiceAccount)
+				if sa.Annotations["eks.amazonaws.com/role-arn"] == "" {
+					t.Error("IRSA annotation missing")
+				}
+			}
+		})
+	}
+}
+
+func TestChartRefusesShortGracePeriod(t *testing.T) {
+	out, err := helm(t, "template", "rel", chart, "--set", "terminationGracePeriodSeconds=20")
+	if err == nil || !strings.Contains(out, "terminationGracePeriodSeconds must be longer than drainTimeoutSeconds") {
+		t.Errorf("want a refusal, got err %v\n%s", err, out)
+	}
+	out, err = helm(t, "template", "rel", chart, "--set", "replicaCount=-1")
+	if err == nil || !strings.Contains(out, "replicaCount") {
+		t.Errorf("values.schema.json should refuse a negative replicaCount: %v\n%s", err, out)
+	}
+}
