@@ -7,7 +7,7 @@ DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(DATE)
 FUZZTIME ?= 5m
 
-.PHONY: help build test vet bench fuzz clean demo emulators
+.PHONY: help build test vet bench fuzz clean demo emulators image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -23,6 +23,13 @@ localstack/emulators/node_modules: localstack/emulators/package-lock.json
 
 build: ## build the consumer binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/consumer
+
+IMAGE_REF ?= ghcr.io/eventrelay/consumer:$(VERSION)
+
+image: build ## build the container image without Docker: bin/eventrelay-image.tar (OCI layout)
+	$(GO) run ./tools/mkimage -binary $(BIN) -out bin/eventrelay-image.tar -ref $(IMAGE_REF) \
+		-version $(VERSION) -revision $(COMMIT) -created $(DATE)
+	@ls -l bin/eventrelay-image.tar
 
 vet: ## gofmt check and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }

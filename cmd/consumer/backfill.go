@@ -11,6 +11,7 @@ import (
 	kin "github.com/eventrelay/eventrelay/internal/kinesis"
 	"github.com/eventrelay/eventrelay/internal/replay"
 	"github.com/eventrelay/eventrelay/internal/sink"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -39,7 +40,7 @@ func (b backfill) validate() error {
 	return err
 }
 
-func (b backfill) run(ctx context.Context, cfg config.Config, clients kin.Clients, worker *kin.Stream, s sink.Sink, io stdio, log zerolog.Logger) error {
+func (b backfill) run(ctx context.Context, cfg config.Config, clients kin.Clients, worker *kin.Stream, s sink.Sink, io stdio, log zerolog.Logger, reg prometheus.Registerer) error {
 	if err := kin.EnsureLeaseTable(ctx, clients.DynamoDB, worker.LeaseTable()); err != nil {
 		return err
 	}
@@ -55,7 +56,7 @@ func (b backfill) run(ctx context.Context, cfg config.Config, clients kin.Client
 	log.Info().Str("source", b.url).Time("from", from).Msg("backfilling before following the stream")
 	ov := replay.NewOverlap(2 * b.overlap)
 	f := replayFlags{layout: "auto", format: "auto", concurrency: 4, maxEvent: envelope.DefaultMaxEventSize, maxRecord: envelope.DefaultMaxRecordSize}
-	sum, err := replayRun(ctx, f, []string{b.url}, replay.Window{From: from}, cfg.AWS.Config, cfg.AWS.ReplayRole, ov.Recording(s), io, log)
+	sum, err := replayRun(ctx, f, []string{b.url}, replay.Window{From: from}, cfg.AWS.Config, cfg.AWS.ReplayRole, ov.Recording(s), io, log, reg)
 	if err != nil {
 		return fmt.Errorf("backfill from %s: %w (rerun to resume it)", b.url, err)
 	}

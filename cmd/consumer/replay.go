@@ -15,6 +15,7 @@ import (
 	"github.com/eventrelay/eventrelay/internal/replay"
 	"github.com/eventrelay/eventrelay/internal/sink"
 	"github.com/mattn/go-isatty"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -147,7 +148,7 @@ func replayCmd(ctx context.Context, f replayFlags, urls []string, io stdio, gete
 	}
 	defer s.Close()
 	srv.SetReady(func() error { return nil })
-	_, err = replayRun(ctx, f, urls, w, cfg.AWS.Config, cfg.AWS.ReplayRole, s, io, log)
+	_, err = replayRun(ctx, f, urls, w, cfg.AWS.Config, cfg.AWS.ReplayRole, s, io, log, srv.Registry())
 	return err
 }
 
@@ -191,7 +192,7 @@ func planReplay(ctx context.Context, f replayFlags, urls []string, w replay.Wind
 
 // replayRun plans and replays urls into s, keeping progress in the state
 // file, and logs a summary.
-func replayRun(ctx context.Context, f replayFlags, urls []string, w replay.Window, awsCfg assumerole.Config, role assumerole.Role, s sink.Sink, io stdio, log zerolog.Logger) (replay.Summary, error) {
+func replayRun(ctx context.Context, f replayFlags, urls []string, w replay.Window, awsCfg assumerole.Config, role assumerole.Role, s sink.Sink, io stdio, log zerolog.Logger, reg prometheus.Registerer) (replay.Summary, error) {
 	sources, err := planReplay(ctx, f, urls, w, awsCfg, role, io, log)
 	if err != nil {
 		return replay.Summary{}, err
@@ -213,6 +214,7 @@ func replayRun(ctx context.Context, f replayFlags, urls []string, w replay.Windo
 	}
 	r := replay.NewRunner(replay.Options{Window: w, Tenant: tenant, Concurrency: f.concurrency, RateLimit: f.rate,
 		MaxEventSize: f.maxEvent, MaxRecordSize: f.maxRecord}, s, state, log)
+	r.Progress.Register(reg)
 	progCtx, stopProg := context.WithCancel(ctx)
 	tty := false
 	if fd, ok := io.err.(*os.File); ok {

@@ -94,11 +94,11 @@ func stream(ctx context.Context, cfg config.Config, bf backfill, io stdio, log z
 	if err != nil {
 		return &configError{err}
 	}
-	streamAWS, streamCreds, err := loadAWS(opsCtx, cfg, cfg.AWS.StreamRole, "stream_role", log)
+	streamAWS, streamCreds, err := loadAWS(opsCtx, cfg, cfg.AWS.StreamRole, "stream_role", log, srv.Registry())
 	if err != nil {
 		return err
 	}
-	leaseAWS, leaseCreds, err := loadAWS(opsCtx, cfg, cfg.AWS.LeaseTableRole, "lease_table_role", log)
+	leaseAWS, leaseCreds, err := loadAWS(opsCtx, cfg, cfg.AWS.LeaseTableRole, "lease_table_role", log, srv.Registry())
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func stream(ctx context.Context, cfg config.Config, bf backfill, io stdio, log z
 		return &configError{err}
 	}
 	if bf.url != "" {
-		if err := bf.run(ctx, cfg, clients, worker, s, io, log); err != nil {
+		if err := bf.run(ctx, cfg, clients, worker, s, io, log, srv.Registry()); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,6 +101,7 @@ func TestStreamBinaryEndToEnd(t *testing.T) {
 		}
 		entries = append(entries, types.PutRecordsRequestEntry{Data: []byte(`{"events":[` + strings.Join(evs, ",") + `]}`), PartitionKey: aws.String(fmt.Sprint(i % 17))})
 	}
+	entries = append(entries, types.PutRecordsRequestEntry{Data: []byte("not json"), PartitionKey: aws.String("poison")})
 	if _, err := kin.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("ow"), Records: entries}); err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +129,7 @@ func TestStreamBinaryEndToEnd(t *testing.T) {
 		return strings.Contains(m, fmt.Sprintf("eventrelay_kinesis_events_total %d", n))
 	}, &logs)
 	_, metrics := httpGet(base + "/metrics")
+	checkMonitoringNames(t, metrics, func(name string) bool { return !strings.HasPrefix(name, "eventrelay_replay_") })
 	for _, name := range []string{"eventrelay_sink_messages_total", "eventrelay_kinesis_leases_held 2", "eventrelay_kinesis_millis_behind_latest", "eventrelay_kinesis_checkpoints_total"} {
 		if !strings.Contains(metrics, name) {
 			t.Errorf("/metrics lacks %s", name)
@@ -196,4 +199,76 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// monitoringNames are the metric names the Grafana dashboard and the alert
+// rules use.
+func monitoringNames(t *testing.T) map[string]bool {
+	t.Helper()
+	names := map[string]bool{}
+	re := regexp.MustCompile(`eventrelay_[a-z_]+`)
+	for _, f := range []string{"../../deploy/grafana/alerts.yaml", "../../deploy/grafana/eventrelay-dashboard.json"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllString(string(b), -1) {
+			for _, suf := range []string{"_bucket", "_sum", "_count"} {
+				m = strings.TrimSuffix(m, suf)
+			}
+			names[m] = true
+		}
+	}
+	if len(names) < 10 {
+		t.Fatalf("only %d metric names found in the dashboard and alerts", len(names))
+	}
+	return names
+}
+
+// checkMonitoringNames fails for every dashboard or alert metric (selected
+// by want) missing from a /metrics scrape.
+func checkMonitoringNames(t *testing.T, scrape string, want func(string) bool) {
+	t.Helper()
+	exposed := map[string]bool{}
+	for _, line := range strings.Split(scrape, "\n") {
+		if strings.HasPrefix(line, "# TYPE ") {
+			exposed[strings.Fields(line)[2]] = true
+		}
+	}
+	for name := range monitoringNames(t) {
+		if want(name) && !exposed[name] {
+			t.Errorf("the dashboard or alerts use %s, which /metrics does not expose", name)
+		}
+	}
+}
+
+// TestReplayMetricsWhileRunning scrapes a running `consumer replay` for the
+// replay metrics the dashboard uses.
+func TestReplayMetricsWhileRunning(t *testing.T) {
+	bin := consumerBinary(t)
+	dir := t.TempDir()
+	var b strings.Builder
+	for i := range 400 {
+		fmt.Fprintf(&b, `{"id":"r%d","eventName":"e","payload":{},"created":"2024-02-01T00:00:00Z"}`+"\n", i)
+	}
+	os.WriteFile(filepath.Join(dir, "part.json"), []byte(b.String()), 0o644)
+	port := testnet.FreePorts(t, 1)[0]
+	cmd := exec.Command(bin, "replay", dir, "--sink", "stdout", "--format", "fulfillmenttools", "--rate", "100",
+		"--http-addr", "127.0.0.1:"+strconv.Itoa(port), "--state", filepath.Join(t.TempDir(), "s.json"))
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var scrape string
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if code, body := httpGet(fmt.Sprintf("http://127.0.0.1:%d/metrics", port)); code == 200 && strings.Contains(body, "eventrelay_replay_events_total") {
+			scrape = body
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	checkMonitoringNames(t, scrape, func(name string) bool { return strings.HasPrefix(name, "eventrelay_replay_") })
+	cmd.Process.Kill()
 }

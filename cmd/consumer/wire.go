@@ -110,11 +110,12 @@ func buildSink(ctx context.Context, c config.Config, out io.Writer, log zerolog.
 }
 
 // loadAWS loads the configuration for one role, watching its refreshes.
-func loadAWS(ctx context.Context, c config.Config, role assumerole.Role, name string, log zerolog.Logger) (aws.Config, *assumerole.Credentials, error) {
+func loadAWS(ctx context.Context, c config.Config, role assumerole.Role, name string, log zerolog.Logger, reg prometheus.Registerer) (aws.Config, *assumerole.Credentials, error) {
 	cfg, creds, err := assumerole.Load(ctx, c.AWS.Config, role)
 	if err != nil {
 		return cfg, nil, fmt.Errorf("aws.%s: %w", name, err)
 	}
+	creds.Register(reg, name)
 	go assumerole.Watch(ctx, cfg.Credentials, creds, time.Minute, log.With().Str("credentials", name).Logger())
 	return cfg, creds, nil
 }

@@ -86,6 +86,32 @@ type serviceMonitor struct {
 	} `json:"spec"`
 }
 
+// ruleFile is the Prometheus rules file schema (what promtool checks).
+type ruleFile struct {
+	Groups []struct {
+		Name     string `json:"name"`
+		Interval string `json:"interval,omitempty"`
+		Rules    []struct {
+			Alert       string            `json:"alert,omitempty"`
+			Record      string            `json:"record,omitempty"`
+			Expr        string            `json:"expr"`
+			For         string            `json:"for,omitempty"`
+			Labels      map[string]string `json:"labels,omitempty"`
+			Annotations map[string]string `json:"annotations,omitempty"`
+		} `json:"rules"`
+	} `json:"groups"`
+}
+
+type prometheusRule struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec ruleFile `json:"spec"`
+}
+
 func render(t *testing.T, values ...string) map[string][]any {
 	t.Helper()
 	args := []string{"template", "rel", chart}
@@ -121,6 +147,8 @@ func render(t *testing.T, values ...string) map[string][]any {
 			obj = &policyv1.PodDisruptionBudget{}
 		case "ServiceMonitor":
 			obj = &serviceMonitor{}
+		case "PrometheusRule":
+			obj = &prometheusRule{}
 		default:
 			t.Fatalf("no test type for kind %q", meta.Kind)
 		}
@@ -169,6 +197,9 @@ func TestChartRendersValidObjects(t *testing.T) {
 				t.Errorf("the chart's configuration is not valid for consumer stream: %v\n%s", err, cm.Data["config.yaml"])
 			}
 			if name == "full" {
+				if len(objs["PrometheusRule"]) != 1 || len(objs["ConfigMap"]) != 2 {
+					t.Errorf("full values: %d PrometheusRules, %d ConfigMaps (want the dashboard too)", len(objs["PrometheusRule"]), len(objs["ConfigMap"]))
+				}
 				if len(objs["Job"]) != 1 || len(objs["ServiceMonitor"]) != 1 || *d.Spec.Replicas != 3 {
 					t.Errorf("full values: %d jobs, %d service monitors, %d replicas", len(objs["Job"]), len(objs["ServiceMonitor"]), *d.Spec.Replicas)
 				}
@@ -192,5 +223,53 @@ func TestChartRefusesShortGracePeriod(t *testing.T) {
 	out, err = helm(t, "template", "rel", chart, "--set", "replicaCount=-1")
 	if err == nil || !strings.Contains(out, "replicaCount") {
 		t.Errorf("values.schema.json should refuse a negative replicaCount: %v\n%s", err, out)
+	}
+}
+
+// TestMonitoringFiles: the chart ships the same dashboard and alert rules as
+// deploy/grafana; the rules decode strictly into the rules-file schema and
+// every alert has an expression, a duration, a severity and a summary; the
+// dashboard is JSON whose panels all have queries.
+func TestMonitoringFiles(t *testing.T) {
+	for _, name := range []string{"alerts.yaml", "eventrelay-dashboard.json"} {
+		a, err1 := os.ReadFile(filepath.Join("..", "grafana", name))
+		b, err2 := os.ReadFile(filepath.Join("eventrelay", "files", name))
+		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
+			t.Errorf("deploy/grafana/%s and the chart's files/%s differ (copy it over): %v %v", name, name, err1, err2)
+		}
+	}
+	data, _ := os.ReadFile("../grafana/alerts.yaml")
+	var rf ruleFile
+	if err := strict(data, &rf); err != nil {
+		t.Fatalf("alerts.yaml: %v", err)
+	}
+	n := 0
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			n++
+			if r.Alert == "" || r.Expr == "" || r.For == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
+				t.Errorf("incomplete rule %+v", r)
+			}
+		}
+	}
+	if n < 5 {
+		t.Errorf("%d alert rules, want the 5 documented ones", n)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	raw, _ := os.ReadFile("../grafana/eventrelay-dashboard.json")
+	if err := json.Unmarshal(raw, &dash); err != nil || len(dash.Panels) < 8 {
+		t.Fatalf("dashboard: %d panels, %v", len(dash.Panels), err)
+	}
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 || p.Targets[0].Expr == "" {
+			t.Errorf("panel %q has no query", p.Title)
+		}
 	}
 }

@@ -6,19 +6,45 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
 // health remembers the last refresh outcome.
 type health struct {
-	mu   sync.Mutex
-	last error
+	mu       sync.Mutex
+	last     error
+	failures int64
 }
 
 func (h *health) record(err error) {
 	h.mu.Lock()
 	h.last = err
+	if err != nil {
+		h.failures++
+	}
 	h.mu.Unlock()
+}
+
+// Register exposes the credentials' health as Prometheus metrics labelled
+// with name (stream_role, lease_table_role, ...).
+func (c *Credentials) Register(reg prometheus.Registerer, name string) {
+	l := prometheus.Labels{"credentials": name}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eventrelay_aws_credentials_healthy", Help: "1 when the last credentials refresh worked.", ConstLabels: l},
+			func() float64 {
+				if c.Healthy() != nil {
+					return 0
+				}
+				return 1
+			}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventrelay_aws_credentials_refresh_failures_total", Help: "Failed credentials retrievals (AssumeRole or the base chain).", ConstLabels: l},
+			func() float64 {
+				c.health.mu.Lock()
+				defer c.health.mu.Unlock()
+				return float64(c.health.failures)
+			}),
+	)
 }
 
 func (h *health) err() error {

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -15,6 +16,21 @@ type Progress struct {
 	objectsTotal, objectsDone atomic.Int64
 	bytesTotal, bytesDone     atomic.Int64
 	events                    atomic.Int64
+}
+
+// Register exposes the progress as Prometheus metrics.
+func (p *Progress) Register(reg prometheus.Registerer) {
+	f := func(name, help string, v *atomic.Int64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
+	}
+	reg.MustRegister(
+		f("eventrelay_replay_objects", "Objects the replay will read.", &p.objectsTotal),
+		f("eventrelay_replay_objects_done", "Objects read (or found done by an earlier run).", &p.objectsDone),
+		f("eventrelay_replay_bytes", "Stored bytes of the objects to read.", &p.bytesTotal),
+		f("eventrelay_replay_bytes_done", "Stored bytes read so far.", &p.bytesDone),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventrelay_replay_events_total", Help: "Events the replay delivered."},
+			func() float64 { return float64(p.events.Load()) }),
+	)
 }
 
 // Report writes progress until ctx ends: a line rewritten in place every

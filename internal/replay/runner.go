@@ -250,7 +250,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// limiter paces deliveries to rate events per second across workers.
+// limiter paces deliveries to rate events per second across workers: a
+// batch is sent once the run has lasted long enough for it and everything
+// before it.
 type limiter struct {
 	rate  float64
 	mu    sync.Mutex
@@ -266,8 +268,8 @@ func (l *limiter) wait(ctx context.Context, n int) error {
 	if l.start.IsZero() {
 		l.start = time.Now()
 	}
-	due := l.start.Add(time.Duration(l.sent / l.rate * float64(time.Second)))
 	l.sent += float64(n)
+	due := l.start.Add(time.Duration(l.sent / l.rate * float64(time.Second)))
 	l.mu.Unlock()
 	return backoff.Sleep(ctx, time.Until(due))
 }
