@@ -43,7 +43,12 @@ func BenchmarkReplayEndToEnd(b *testing.B) {
 			b.Fatalf("replay: %v\n%s", err, out)
 		}
 		el := time.Since(start).Seconds()
-		rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		rss := ru.Maxrss // KiB on Linux
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		// Decode + sink work per CPU-second of the consumer process: what one
+		// core can sustain (framing and gunzip included).
+		b.ReportMetric(float64(bytes)/1e6/cpu, "MB_per_cpu_s")
 		b.ReportMetric(float64(events)/el, "events/s")
 		b.ReportMetric(float64(bytes)/el/1e6, "MB/s")
 		b.ReportMetric(float64(rss)/1024, "peak_rss_MB")

@@ -22,7 +22,7 @@ type Stack struct {
 }
 
 // StartStack starts the stack for t.
-func StartStack(t *testing.T) *Stack {
+func StartStack(t testing.TB) *Stack {
 	t.Helper()
 	s := &Stack{Role: "arn:aws:iam::111122223333:role/onewelcome-stream", ExternalID: "onewelcome-external-id",
 		BaseKey: "AKIDBASEEXAMPLE", BaseSecret: "base-secret-never-logged"}
@@ -57,7 +57,7 @@ func (s *Stack) Env(externalID string) []string {
 
 // IsolateEnv clears the AWS settings of the machine from the test's
 // environment so only what the test sets is used.
-func IsolateEnv(t *testing.T) {
+func IsolateEnv(t testing.TB) {
 	t.Helper()
 	dir := t.TempDir()
 	for _, k := range []string{"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",

@@ -36,7 +36,7 @@ type env struct {
 	sink  *sink.Kafka
 }
 
-func newEnv(t *testing.T, shards int32) *env {
+func newEnv(t testing.TB, shards int32) *env {
 	t.Helper()
 	st := awstest.StartStack(t)
 	ac := assumerole.Config{Region: "us-east-1", Endpoints: assumerole.Endpoints{STS: st.STS.URL, Kinesis: st.KinesisURL, DynamoDB: st.DynamoDBURL}}
@@ -117,7 +117,7 @@ func (p *producer) put(t *testing.T, kc *kinesis.Client, records, perRecord, key
 	flush()
 }
 
-func (e *env) worker(t *testing.T, id string, mod func(*Config)) (*Stream, func()) {
+func (e *env) worker(t testing.TB, id string, mod func(*Config)) (*Stream, func()) {
 	t.Helper()
 	cfg := Config{Stream: testStream, Application: "relay-test", WorkerID: id, ShardSyncInterval: 300 * time.Millisecond,
 		FailoverTime: 3 * time.Second, IdleBetweenReads: 100 * time.Millisecond, DrainTimeout: 20 * time.Second}
@@ -186,7 +186,7 @@ func checkpoints(t *testing.T, e *env) map[string]string {
 	return cps
 }
 
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -386,7 +386,7 @@ func TestStreamMerge(t *testing.T) {
 }
 
 // testLogger logs to the test at EVENTRELAY_TEST_LOG level (default: off).
-func testLogger(t *testing.T) zerolog.Logger {
+func testLogger(t testing.TB) zerolog.Logger {
 	lvl, err := zerolog.ParseLevel(os.Getenv("EVENTRELAY_TEST_LOG"))
 	if err != nil || os.Getenv("EVENTRELAY_TEST_LOG") == "" {
 		return zerolog.Nop()
