@@ -7,7 +7,7 @@ DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(DATE)
 FUZZTIME ?= 5m
 
-.PHONY: help build test vet bench fuzz clean demo emulators image
+.PHONY: help build test vet bench fuzz clean demo emulators image reliability
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ test: vet emulators ## run every test (fuzz seeds included) against local real-p
 
 bench: ## run the benchmarks and rewrite BENCHMARKS.md from their output
 	scripts/bench.sh
+
+reliability: emulators ## fault-injection suite at full size; rewrites docs/RELIABILITY.md
+	scripts/reliability.sh
 
 fuzz: ## fuzz every decoder for FUZZTIME each (default 5m)
 	@for f in $$($(GO) test ./internal/envelope -list 'Fuzz.*' | grep ^Fuzz); do \

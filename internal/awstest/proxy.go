@@ -22,6 +22,16 @@ type SigningProxy struct {
 	mu       sync.Mutex
 	used     map[string]int
 	rejected []string
+	fault    func(target string) (status int, body string, ok bool)
+}
+
+// SetFault installs a fault injector: for each correctly signed request it
+// is given the X-Amz-Target (e.g. "Kinesis_20131202.GetRecords") and may
+// answer instead of the emulator (ok=true). nil removes it.
+func (p *SigningProxy) SetFault(f func(target string) (status int, body string, ok bool)) {
+	p.mu.Lock()
+	p.fault = f
+	p.mu.Unlock()
 }
 
 // NewSigningProxy starts a proxy in front of target.
@@ -41,7 +51,16 @@ func NewSigningProxy(t testing.TB, target string, sts *STS) *SigningProxy {
 		} else {
 			p.used[akid]++
 		}
+		fault := p.fault
 		p.mu.Unlock()
+		if fault != nil && err == nil {
+			if status, body, ok := fault(r.Header.Get("X-Amz-Target")); ok {
+				w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+				w.WriteHeader(status)
+				fmt.Fprint(w, body)
+				return
+			}
+		}
 		if err != nil {
 			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 			w.WriteHeader(http.StatusBadRequest)

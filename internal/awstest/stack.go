@@ -19,6 +19,8 @@ type Stack struct {
 	BaseKey     string
 	BaseSecret  string
 	proxies     []*SigningProxy
+	// KinesisProxy can inject faults into Kinesis calls.
+	KinesisProxy *SigningProxy
 }
 
 // StartStack starts the stack for t.
@@ -32,7 +34,7 @@ func StartStack(t testing.TB) *Stack {
 	s.STS = NewSTS(t, s.Role, s.ExternalID, Issued{AccessKeyID: s.BaseKey, Secret: s.BaseSecret})
 	kin, ddb := StartKinesis(t), StartDynamoDB(t)
 	kp, dp := NewSigningProxy(t, kin.URL, s.STS), NewSigningProxy(t, ddb.URL, s.STS)
-	s.KinesisURL, s.DynamoDBURL, s.proxies = kp.URL, dp.URL, []*SigningProxy{kp, dp}
+	s.KinesisURL, s.DynamoDBURL, s.proxies, s.KinesisProxy = kp.URL, dp.URL, []*SigningProxy{kp, dp}, kp
 	t.Cleanup(func() {
 		for _, p := range s.proxies {
 			if r := p.Rejected(); len(r) > 0 {
