@@ -294,32 +294,44 @@ func TestReliabilityThrottling(t *testing.T) {
 func TestReliabilityHostileRecords(t *testing.T) {
 	e := newRelEnv(t, 2)
 	hostile := size(1000, 10000)
-	kinds := []func(i int) []byte{
-		func(i int) []byte {
+	small := []func() []byte{
+		func() []byte {
 			b := make([]byte, 1+rand.IntN(2000))
-			rand.N(1)
 			for j := range b {
 				b[j] = byte(rand.IntN(256))
 			}
-			b[0] = '%'
+			b[0] = '%' // never valid JSON
 			return b
 		},
-		func(i int) []byte { return []byte(strings.Repeat("[", 10000) + strings.Repeat("]", 10000)) },
-		func(i int) []byte {
-			return []byte(`{"events":[{"metadata":{"eventId":"` + strings.Repeat("x", 900_000) + `"}}]}`)
-		},
-		func(i int) []byte {
+		func() []byte { return []byte(strings.Repeat("[", 10000) + strings.Repeat("]", 10000)) },
+		func() []byte {
 			return []byte("{\"events\":[{\"metadata\":{\"eventId\":\"a\xff\xfe\",\"type\":\"T\",\"occurredTime\":\"2024-02-01T00:00:00Z\"}}]}")
 		},
-		func(i int) []byte {
+		func() []byte {
 			return []byte(`{"events":[{"metadata":{"eventId":42,"type":["T"],"occurredTime":true}}]}`)
 		},
-		func(i int) []byte { return []byte(`{"events":"` + strings.Repeat("y", 1<<20-20) + `"}`) },
+		func() []byte {
+			return []byte(`{"events":[{"metadata":{"eventId":"x","type":"T","occurredTime":"` + strings.Repeat("9", 5000) + `"}}]}`)
+		},
+	}
+	// Huge records are few: the emulator moves about 1.6 MB/s.
+	huge := []func() []byte{
+		func() []byte {
+			return []byte(`{"events":[{"metadata":{"eventId":"` + strings.Repeat("x", 900_000) + `"}}]}`)
+		},
+		func() []byte { return []byte(`{"events":"` + strings.Repeat("y", 1<<20-20) + `"}`) },
+	}
+	nHuge := size(3, 20)
+	kinds := func(i int) []byte {
+		if i < nHuge*len(huge) {
+			return huge[i%len(huge)]()
+		}
+		return small[i%len(small)]()
 	}
 	var entries []types.PutRecordsRequestEntry
 	var batchBytes int
 	for i := range hostile {
-		data := kinds[i%len(kinds)](i)
+		data := kinds(i)
 		if batchBytes+len(data) > 4<<20 || len(entries) == 100 {
 			if _, err := e.kc.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String(e.stream), Records: entries}); err != nil {
 				t.Fatal(err)
@@ -352,7 +364,7 @@ func TestReliabilityHostileRecords(t *testing.T) {
 	default:
 	}
 	delivered, lost, dups := tally(ids, counts)
-	report(t, fmt.Sprintf("%d hostile records among good ones", hostile), len(ids), delivered, lost, dups, time.Since(start),
+	report(t, fmt.Sprintf("%d hostile records (%d of ~1 MiB) among good ones", hostile, nHuge*len(huge)), len(ids), delivered, lost, dups, time.Since(start),
 		fmt.Sprintf("%d dead letters with kind, reason and shard/sequence; worker alive", withReason))
 	p.kill9()
 }
