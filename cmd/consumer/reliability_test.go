@@ -208,6 +208,9 @@ func TestReliabilityKill9(t *testing.T) {
 	if dups > bound {
 		t.Errorf("%d duplicates, above the bound of %d", dups, bound)
 	}
+	if maxRSS > 512 {
+		t.Errorf("peak RSS %.0f MB: memory is not bounded by the batches in flight", maxRSS)
+	}
 	report(t, "kill -9 of the worker, restarted", len(ids), delivered, lost, dups, time.Since(start),
 		fmt.Sprintf("%d kills; duplicates bounded by kills x shards x max_records x events/record = %d; peak RSS %.0f MB", kills, bound, maxRSS))
 	p.kill9()
@@ -364,9 +367,12 @@ func TestReliabilityHostileRecords(t *testing.T) {
 	default:
 	}
 	delivered, lost, dups := tally(ids, counts)
-	report(t, fmt.Sprintf("%d hostile records (%d of ~1 MiB) among good ones", hostile, nHuge*len(huge)), len(ids), delivered, lost, dups, time.Since(start),
-		fmt.Sprintf("%d dead letters with kind, reason and shard/sequence; worker alive", withReason))
 	p.kill9()
+	if p.rssMB() > 512 {
+		t.Errorf("peak RSS %.0f MB with 1 MiB records", p.rssMB())
+	}
+	report(t, fmt.Sprintf("%d hostile records (%d of ~1 MiB) among good ones", hostile, nHuge*len(huge)), len(ids), delivered, lost, dups, time.Since(start),
+		fmt.Sprintf("%d dead letters with kind, reason and shard/sequence; worker alive; peak RSS %.0f MB", withReason, p.rssMB()))
 }
 
 // TestReliabilityCredentials: the assumed role's credentials expire every

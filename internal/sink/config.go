@@ -73,6 +73,9 @@ type SASLConfig struct {
 	// Password is never printed; prefer PasswordFile.
 	Password     secret.String `yaml:"password"`
 	PasswordFile string        `yaml:"password_file"`
+	// AllowPlaintext permits PLAIN without TLS (the password crosses the
+	// network in clear text): only for isolated test networks.
+	AllowPlaintext bool `yaml:"allow_plaintext"`
 }
 
 // DefaultKafkaConfig returns the defaults applied to zero fields.
@@ -156,8 +159,8 @@ func (c KafkaConfig) Validate() error {
 		if c.SASL.Password == "" && c.SASL.PasswordFile == "" {
 			bad("sasl.password_file", "must be set (or sasl.password) with sasl.mechanism %s", c.SASL.Mechanism)
 		}
-		if strings.EqualFold(c.SASL.Mechanism, "PLAIN") && !c.TLS.Enabled {
-			bad("sasl.mechanism", "PLAIN sends the password in clear text: enable sink.kafka.tls")
+		if strings.EqualFold(c.SASL.Mechanism, "PLAIN") && !c.TLS.Enabled && !c.SASL.AllowPlaintext {
+			bad("sasl.mechanism", "PLAIN sends the password in clear text: enable sink.kafka.tls (or set sasl.allow_plaintext on an isolated test network)")
 		}
 	default:
 		bad("sasl.mechanism", "want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", c.SASL.Mechanism)

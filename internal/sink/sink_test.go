@@ -67,6 +67,9 @@ func TestKafkaConfigValidate(t *testing.T) {
 		{"plain without tls", func(c *KafkaConfig) {
 			c.SASL = SASLConfig{Mechanism: "PLAIN", Username: "u", Password: "p"}
 		}, "sink.kafka.sasl.mechanism: PLAIN sends the password in clear text"},
+		{"plain without tls, explicitly allowed", func(c *KafkaConfig) {
+			c.SASL = SASLConfig{Mechanism: "PLAIN", Username: "u", Password: "p", AllowPlaintext: true}
+		}, ""},
 		{"plain with tls", func(c *KafkaConfig) {
 			c.SASL = SASLConfig{Mechanism: "PLAIN", Username: "u", Password: "p"}
 			c.TLS.Enabled = true
