@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/eventrelay/eventrelay/internal/assumerole"
@@ -154,6 +155,24 @@ func TestStreamBinaryEndToEnd(t *testing.T) {
 		}
 	case <-time.After(40 * time.Second):
 		t.Fatalf("no exit within 40s of SIGTERM\n%s", logs.String())
+	}
+	// The drain checkpointed every shard at its last record.
+	ddb := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(st.DynamoDBURL) })
+	scan, err := ddb.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String("e2e"), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkpointed := 0
+	for _, item := range scan.Items {
+		if _, ok := item["Checkpoint"]; ok {
+			checkpointed++
+		}
+		if owner, ok := item["AssignedTo"]; ok {
+			t.Errorf("lease still held after the drain: %v", owner)
+		}
+	}
+	if checkpointed != 2 {
+		t.Errorf("%d of 2 shards checkpointed after SIGTERM", checkpointed)
 	}
 	out := logs.String()
 	if !strings.Contains(out, "stream worker stopped") {
