@@ -90,7 +90,7 @@ EVENTRELAY_BENCH_EVENTS=${EVENTRELAY_BENCH_EVENTS:-20000} "${streamcmd[@]}" | te
   echo "The real \`consumer replay\` binary reads OneWelcome Firehose hour files"
   echo "(1 KiB events, 10 per envelope, half of the files gzipped) from a local"
   echo "directory into a kfake broker running in the benchmark process (lz4,"
-  echo "acks=all). Peak RSS is the replay process's own (getrusage). The broker"
+  echo "acks=all). Peak RSS is the replay process's own (VmHWM sampled from /proc). The broker"
   echo "shares the 2 cores, so throughput is a floor."
   echo
   echo "| run | input MB | events/s | MB/s | peak RSS MB | MB per CPU-second |"

@@ -38,20 +38,24 @@ func BenchmarkReplayEndToEnd(b *testing.B) {
 		cmd := exec.Command(bin, "replay", dir, "--brokers", c.Addrs[0], "--http-addr", "off", "--log-level", "warn",
 			"--state", filepath.Join(b.TempDir(), "s.json"), "--concurrency", "4")
 		cmd.Env = append(os.Environ(), "EVENTRELAY_SINK_KAFKA_COMPRESSION=lz4")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			b.Fatalf("replay: %v\n%s", err, out)
+		var out syncBuf
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		rss := sampleRSS(cmd.Process.Pid)
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("replay: %v\n%s", err, out.String())
 		}
 		el := time.Since(start).Seconds()
 		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-		rss := ru.Maxrss // KiB on Linux
 		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 		// Decode + sink work per CPU-second of the consumer process: what one
 		// core can sustain (framing and gunzip included).
 		b.ReportMetric(float64(bytes)/1e6/cpu, "MB_per_cpu_s")
 		b.ReportMetric(float64(events)/el, "events/s")
 		b.ReportMetric(float64(bytes)/el/1e6, "MB/s")
-		b.ReportMetric(float64(rss)/1024, "peak_rss_MB")
+		b.ReportMetric(rss.MB(), "peak_rss_MB")
 		b.ReportMetric(float64(bytes)/1e6, "input_MB")
 		b.StopTimer()
 		c.Close()

@@ -53,17 +53,31 @@ func newRelEnv(t *testing.T, shards int32) *relEnv {
 	t.Helper()
 	e := &relEnv{bin: consumerBinary(t), st: awstest.StartStack(t), stream: "rel"}
 	e.kafka = kafkatest.Start(t, 1, 4, "events.onewelcome", "events.dlq")
-	cfg, _, err := assumerole.Load(context.Background(), assumerole.Config{Region: "us-east-1", Endpoints: assumerole.Endpoints{STS: e.st.STS.URL}},
-		assumerole.Role{RoleARN: e.st.Role, ExternalID: secret.String(e.st.ExternalID)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.kc = kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(e.st.KinesisURL) })
-	if _, err := e.kc.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String(e.stream), ShardCount: aws.Int32(shards)}); err != nil {
+	e.kc = createStream(t, e.st, e.stream, shards)
+	return e
+}
+
+// createStream makes a stream with the assumed role's credentials and
+// returns the client (signed requests, through the verifying proxy).
+func createStream(t *testing.T, st *awstest.Stack, name string, shards int32) *kinesis.Client {
+	t.Helper()
+	cfg := assumedConfig(t, st)
+	kc := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(st.KinesisURL) })
+	if _, err := kc.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(shards)}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
-	return e
+	return kc
+}
+
+func assumedConfig(t *testing.T, st *awstest.Stack) aws.Config {
+	t.Helper()
+	cfg, _, err := assumerole.Load(context.Background(), assumerole.Config{Region: "us-east-1", Endpoints: assumerole.Endpoints{STS: st.STS.URL}},
+		assumerole.Role{RoleARN: st.Role, ExternalID: secret.String(st.ExternalID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // put writes n events in envelopes of 10, returning their ids.
@@ -103,6 +117,7 @@ type proc struct {
 	logs *syncBuf
 	port int
 	done chan struct{}
+	rss  *rssSampler
 }
 
 // start runs `consumer stream` as worker id.
@@ -121,6 +136,7 @@ func (e *relEnv) start(t *testing.T, id string, extra ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	p.rss = sampleRSS(p.cmd.Process.Pid)
 	go func() { p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(p.kill9)
 	return p
@@ -142,12 +158,8 @@ func (p *proc) metric(name string) float64 {
 	return -1
 }
 
-func (p *proc) rssMB() float64 {
-	if p.cmd.ProcessState == nil {
-		return 0
-	}
-	return float64(p.cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024
-}
+// rssMB is the worker's peak resident memory so far.
+func (p *proc) rssMB() float64 { return float64(p.rss.peakKB.Load()) / 1024 }
 
 // count reads the events topic until want distinct ids arrived (or timeout).
 func (e *relEnv) count(t *testing.T, want int, timeout time.Duration) map[string]int {

@@ -15,10 +15,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/eventrelay/eventrelay/internal/assumerole"
 	"github.com/eventrelay/eventrelay/internal/awstest"
 	"github.com/eventrelay/eventrelay/internal/kafkatest"
-	"github.com/eventrelay/eventrelay/internal/secret"
 	"github.com/eventrelay/eventrelay/internal/sink"
 )
 
@@ -36,16 +34,7 @@ func TestReplayMatchesLive(t *testing.T) {
 	st := awstest.StartStack(t)
 	kc := kafkatest.Start(t, 1, 3, "live.onewelcome", "replayed.onewelcome", "events.dlq")
 	ctx := context.Background()
-	cfg, _, err := assumerole.Load(ctx, assumerole.Config{Region: "us-east-1", Endpoints: assumerole.Endpoints{STS: st.STS.URL}},
-		assumerole.Role{RoleARN: st.Role, ExternalID: secret.String(st.ExternalID)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kin := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(st.KinesisURL) })
-	if _, err := kin.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("live"), ShardCount: aws.Int32(1)}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond)
+	kin := createStream(t, st, "live", 1)
 	if _, err := kin.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("live"), Data: []byte(liveEnvelope), PartitionKey: aws.String("agg-1")}); err != nil {
 		t.Fatal(err)
 	}
@@ -144,11 +133,6 @@ func TestBackfillThenFollow(t *testing.T) {
 	st := awstest.StartStack(t)
 	kc := kafkatest.Start(t, 1, 3, "events.onewelcome", "events.dlq")
 	ctx := context.Background()
-	cfg, _, err := assumerole.Load(ctx, assumerole.Config{Region: "us-east-1", Endpoints: assumerole.Endpoints{STS: st.STS.URL}},
-		assumerole.Role{RoleARN: st.Role, ExternalID: secret.String(st.ExternalID)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
 	event := func(i int) (string, time.Time) {
 		at := t0.Add(time.Duration(i-99) * 12 * time.Second) // e99 at T0; e0 about 20 min before
@@ -167,11 +151,7 @@ func TestBackfillThenFollow(t *testing.T) {
 		os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o644)
 	}
 	// The stream holds e80..e149: e80..e99 are in both.
-	kin := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(st.KinesisURL) })
-	if _, err := kin.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("bf"), ShardCount: aws.Int32(2)}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond)
+	kin := createStream(t, st, "bf", 2)
 	for i := 80; i < 150; i++ {
 		ev, _ := event(i)
 		if _, err := kin.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("bf"), Data: []byte(`{"events":[` + ev + `]}`), PartitionKey: aws.String(fmt.Sprint(i % 5))}); err != nil {

@@ -21,10 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/eventrelay/eventrelay/internal/assumerole"
 	"github.com/eventrelay/eventrelay/internal/awstest"
 	"github.com/eventrelay/eventrelay/internal/kafkatest"
-	"github.com/eventrelay/eventrelay/internal/secret"
 	"github.com/eventrelay/eventrelay/internal/testnet"
 )
 
@@ -83,16 +81,8 @@ func TestStreamBinaryEndToEnd(t *testing.T) {
 	st := awstest.StartStack(t)
 	kc := kafkatest.Start(t, 1, 4, "events.onewelcome", "events.dlq")
 	ctx := context.Background()
-	cfg, _, err := assumerole.Load(ctx, assumerole.Config{Region: "us-east-1", Endpoints: assumerole.Endpoints{STS: st.STS.URL}},
-		assumerole.Role{RoleARN: st.Role, ExternalID: secret.String(st.ExternalID)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kin := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(st.KinesisURL) })
-	if _, err := kin.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("ow"), ShardCount: aws.Int32(2)}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond)
+	cfg := assumedConfig(t, st)
+	kin := createStream(t, st, "ow", 2)
 	const n = 1000
 	var entries []types.PutRecordsRequestEntry
 	for i := range n / 5 {

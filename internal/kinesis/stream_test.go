@@ -52,10 +52,7 @@ func newEnv(t testing.TB, shards int32) *env {
 	if _, err := e.kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(testStream), ShardCount: aws.Int32(shards)}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, func() bool {
-		out, err := e.kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(testStream)})
-		return err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
-	})
+	e.waitActive(t)
 	e.kafka = kafkatest.Start(t, 1, 6, "events.onewelcome", "events.dlq")
 	e.sink, err = sink.NewKafka(sink.KafkaConfig{Brokers: e.kafka.Addrs, RetryBackoffMin: 50 * time.Millisecond, RetryBackoffMax: time.Second}, zerolog.Nop(), nil)
 	if err != nil {
@@ -63,6 +60,15 @@ func newEnv(t testing.TB, shards int32) *env {
 	}
 	t.Cleanup(func() { e.sink.Close() })
 	return e
+}
+
+// waitActive waits until the stream is ACTIVE (after creation or resharding).
+func (e *env) waitActive(t testing.TB) {
+	t.Helper()
+	waitFor(t, 30*time.Second, func() bool {
+		out, err := e.kc.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(testStream)})
+		return err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
+	})
 }
 
 // producer writes OneWelcome envelopes: every record carries perRecord
@@ -301,10 +307,7 @@ func TestStreamResharding(t *testing.T) {
 	if _, err := e.kc.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(testStream), ShardToSplit: parent.ShardId, NewStartingHashKey: aws.String(mid.String())}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, func() bool {
-		out, err := e.kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(testStream)})
-		return err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
-	})
+	e.waitActive(t)
 	p.put(t, e.kc, 300, 5, 30)
 	counts := kafkaCounts(t, e, len(p.ids))
 	for _, id := range p.ids {
@@ -371,10 +374,7 @@ func TestStreamMerge(t *testing.T) {
 		ShardToMerge: desc.Shards[0].ShardId, AdjacentShardToMerge: desc.Shards[1].ShardId}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, func() bool {
-		out, err := e.kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(testStream)})
-		return err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
-	})
+	e.waitActive(t)
 	p.put(t, e.kc, 300, 5, 30)
 	counts := kafkaCounts(t, e, len(p.ids))
 	for _, id := range p.ids {
