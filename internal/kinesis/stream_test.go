@@ -176,6 +176,19 @@ func kafkaCounts(t *testing.T, e *env, want int) map[string]int {
 	return counts
 }
 
+// requireDelivered fails when an id is missing from counts and returns the
+// number of duplicates.
+func requireDelivered(t testing.TB, ids []string, counts map[string]int, when string) (dups int) {
+	t.Helper()
+	for _, id := range ids {
+		if counts[id] == 0 {
+			t.Fatalf("event %s lost %s", id, when)
+		}
+		dups += counts[id] - 1
+	}
+	return dups
+}
+
 func checkpoints(t *testing.T, e *env) map[string]string {
 	t.Helper()
 	out, err := e.dc.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String("relay-test"), ConsistentRead: aws.Bool(true)})
@@ -248,13 +261,7 @@ func TestStreamRestartFromCheckpoint(t *testing.T) {
 	_, stop2 := e.worker(t, "w2", func(c *Config) { c.MaxRecords = 50 })
 	counts := kafkaCounts(t, e, len(p.ids))
 	stop2()
-	dups := 0
-	for _, id := range p.ids {
-		if counts[id] == 0 {
-			t.Fatalf("event %s lost across the restart", id)
-		}
-		dups += counts[id] - 1
-	}
+	dups := requireDelivered(t, p.ids, counts, "across the restart")
 	// A graceful stop checkpoints every delivered batch, so nothing is re-read.
 	t.Logf("restart: %d events, %d duplicates", len(p.ids), dups)
 	if dups != 0 {
@@ -279,11 +286,7 @@ func TestStreamTwoWorkersSplitAndHandOver(t *testing.T) {
 	p.put(t, e.kc, 200, 5, 40)
 	counts := kafkaCounts(t, e, len(p.ids))
 	stopB()
-	for _, id := range p.ids {
-		if counts[id] == 0 {
-			t.Fatalf("event %s lost in the handover", id)
-		}
-	}
+	requireDelivered(t, p.ids, counts, "in the handover")
 }
 
 // TestStreamResharding splits a shard mid-run: the parent is finished
@@ -310,11 +313,7 @@ func TestStreamResharding(t *testing.T) {
 	e.waitActive(t)
 	p.put(t, e.kc, 300, 5, 30)
 	counts := kafkaCounts(t, e, len(p.ids))
-	for _, id := range p.ids {
-		if counts[id] == 0 {
-			t.Fatalf("event %s lost across the split", id)
-		}
-	}
+	requireDelivered(t, p.ids, counts, "across the split")
 	waitFor(t, 30*time.Second, func() bool { return checkpoints(t, e)[aws.ToString(parent.ShardId)] == "SHARD_END" })
 	stop()
 }
@@ -377,11 +376,7 @@ func TestStreamMerge(t *testing.T) {
 	e.waitActive(t)
 	p.put(t, e.kc, 300, 5, 30)
 	counts := kafkaCounts(t, e, len(p.ids))
-	for _, id := range p.ids {
-		if counts[id] == 0 {
-			t.Fatalf("event %s lost across the merge", id)
-		}
-	}
+	requireDelivered(t, p.ids, counts, "across the merge")
 	stop()
 }
 
