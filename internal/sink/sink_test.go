@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/eventrelay/eventrelay/internal/backoff"
 	"strings"
 	"testing"
 	"time"
@@ -182,14 +181,5 @@ func TestStdoutSink(t *testing.T) {
 	cancel()
 	if err := s.Deliver(ctx, &b); err == nil {
 		t.Error("Deliver on a cancelled context succeeded")
-	}
-}
-
-func TestBackoffBounds(t *testing.T) {
-	for attempt := 1; attempt < 40; attempt++ {
-		d := backoff.Delay(attempt, 100*time.Millisecond, 5*time.Second)
-		if d < 50*time.Millisecond || d > 5*time.Second {
-			t.Fatalf("attempt %d: backoff %v out of bounds", attempt, d)
-		}
 	}
 }
