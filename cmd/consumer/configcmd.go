@@ -2,46 +2,118 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"reflect"
+	"strings"
 
 	"github.com/eventrelay/eventrelay/internal/config"
 )
 
 const configHelp = `Usage:
-  consumer config example        print a commented configuration with every field
-  consumer config check FILE     load FILE (plus EVENTRELAY_* overrides), validate it
-                                 for 'consumer stream', and print it with secrets redacted
+  consumer config example                print a commented configuration with every field
+  consumer config check [--for CMD] FILE load FILE (plus EVENTRELAY_* overrides), validate it
+                                         and print it with secrets redacted
+
+check validates what the file configures: the sink and logging always, then
+each configured source for the command that reads it (source.kinesis.stream
+set: stream; source.akeneo: poll akeneo-logs; source.fluent: poll
+fluent-events). A file with no source is checked as a replay configuration.
+--for stream|replay|akeneo-logs|fluent-events checks it for that command only.
 
 Every field can be overridden by an environment variable named after its path:
 sink.kafka.brokers -> EVENTRELAY_SINK_KAFKA_BROKERS (lists comma-separated).
 Exit codes: 0 valid, 2 invalid (each problem names its field).
 `
 
+// configTargets are the commands a configuration can be checked for.
+var configTargets = map[string]func(config.Config) error{
+	"stream":        config.Config.ValidateStream,
+	"replay":        config.Config.Validate,
+	"akeneo-logs":   func(c config.Config) error { return errors.Join(c.Validate(), c.Source.Akeneo.Validate()) },
+	"fluent-events": func(c config.Config) error { return errors.Join(c.Validate(), c.Source.Fluent.Validate()) },
+}
+
+// configuredTargets are the commands a file is meant for, from the sources
+// it configures.
+func configuredTargets(c config.Config) []string {
+	var out []string
+	if c.Source.Kinesis.Stream != "" {
+		out = append(out, "stream")
+	}
+	if !reflect.ValueOf(c.Source.Akeneo).IsZero() {
+		out = append(out, "akeneo-logs")
+	}
+	if !reflect.ValueOf(c.Source.Fluent).IsZero() {
+		out = append(out, "fluent-events")
+	}
+	if len(out) == 0 {
+		out = append(out, "replay")
+	}
+	return out
+}
+
 func runConfig(_ context.Context, args []string, io stdio, getenv func(string) string) int {
 	switch {
 	case len(args) == 1 && args[0] == "example":
 		io.out.Write(config.Example())
 		return exitOK
-	case len(args) == 2 && args[0] == "check":
-		c, err := config.Load(args[1], getenv)
-		if err == nil {
-			err = c.ValidateStream()
-		}
-		if err != nil {
-			fmt.Fprintf(io.err, "consumer config check: %s is invalid:\n%v\n", args[1], err)
-			return exitUsage
-		}
-		out, err := c.Redacted()
-		if err != nil {
-			fmt.Fprintf(io.err, "consumer config check: %v\n", err)
-			return exitBadInput
-		}
-		fmt.Fprintf(io.out, "# %s is valid; effective configuration (secrets redacted, zero values take defaults):\n%s", args[1], out)
-		return exitOK
+	case len(args) >= 1 && args[0] == "check":
+		return configCheck(args[1:], io, getenv)
 	case len(args) == 1 && (args[0] == "--help" || args[0] == "-h"):
 		fmt.Fprint(io.err, configHelp)
 		return exitOK
 	}
 	fmt.Fprint(io.err, configHelp)
 	return exitUsage
+}
+
+func configCheck(args []string, io stdio, getenv func(string) string) int {
+	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	target := fs.String("for", "", "check for this command only: stream, replay, akeneo-logs or fluent-events")
+	fs.Usage = func() { fmt.Fprint(io.err, configHelp) }
+	files, err := parseArgs(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if len(files) != 1 {
+		fmt.Fprint(io.err, configHelp)
+		return exitUsage
+	}
+	if _, ok := configTargets[*target]; *target != "" && !ok {
+		fmt.Fprintf(io.err, "consumer config check: --for: want stream, replay, akeneo-logs or fluent-events, got %q\n", *target)
+		return exitUsage
+	}
+	c, err := config.Load(files[0], getenv)
+	if err != nil {
+		fmt.Fprintf(io.err, "consumer config check: %s is invalid:\n%v\n", files[0], err)
+		return exitUsage
+	}
+	targets := configuredTargets(c)
+	if *target != "" {
+		targets = []string{*target}
+	}
+	var errs []error
+	for _, t := range targets {
+		if err := configTargets[t](c); err != nil {
+			errs = append(errs, fmt.Errorf("for %s:\n%w", t, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		fmt.Fprintf(io.err, "consumer config check: %s is invalid:\n%v\n", files[0], err)
+		return exitUsage
+	}
+	out, err := c.Redacted()
+	if err != nil {
+		fmt.Fprintf(io.err, "consumer config check: %v\n", err)
+		return exitBadInput
+	}
+	fmt.Fprintf(io.out, "# %s is valid for %s; effective configuration (secrets redacted, zero values take defaults):\n%s",
+		files[0], strings.Join(targets, ", "), out)
+	return exitOK
 }

@@ -103,7 +103,7 @@ func startDemoStack() (*demoStack, error) {
 		s.stop()
 		return nil, err
 	}
-	if s.kafka, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(ports[3]), kfake.SeedTopics(4, "events.onewelcome", "events.dlq")); err != nil {
+	if s.kafka, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(ports[3]), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(4), kfake.SeedTopics(4, "events.onewelcome", "events.dlq")); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("starting the embedded Kafka broker: %w", err)
 	}

@@ -42,6 +42,10 @@ const (
 	// exitCredentials: AWS refused the credentials (wrong external ID or
 	// role, no base credentials).
 	exitCredentials = 3
+	// exitTopicMissing: a Kafka topic does not exist and was not created
+	// (auto-creation off, or refused by the brokers). Nothing after the
+	// first undelivered event was checkpointed.
+	exitTopicMissing = 4
 )
 
 type command struct {
@@ -100,6 +104,6 @@ Commands:
 Run 'consumer help <command>' for a command's flags and examples.
 
 Exit codes: 0 success, 1 some input was bad or the run failed, 2 usage or configuration error,
-3 AWS credentials refused.
+3 AWS credentials refused, 4 a Kafka topic is missing and could not be created.
 `)
 }

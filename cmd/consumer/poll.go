@@ -29,7 +29,8 @@ Examples:
   consumer poll akeneo-logs --config /etc/eventrelay/config.yaml
   consumer poll fluent-events --config dev.yaml --once --sink stdout
 
-Exit codes: 0 stopped cleanly (or --once done), 1 failed, 2 configuration error.
+Exit codes: 0 stopped cleanly (or --once done), 1 failed, 2 configuration error,
+4 a Kafka topic is missing and could not be created.
 
 Flags:
 `
@@ -74,7 +75,7 @@ func runPoll(ctx context.Context, args []string, io stdio, getenv func(string) s
 		fmt.Fprintf(io.err, "consumer poll: %v\n", err)
 		return exitUsage
 	}
-	srv, err := startOps(ctx, cfg, log)
+	srv, err := startOps(ctx, cfg, "", log)
 	if err != nil {
 		fmt.Fprintf(io.err, "consumer poll: %v\n", err)
 		return exitUsage
@@ -82,7 +83,7 @@ func runPoll(ctx context.Context, args []string, io stdio, getenv func(string) s
 	s, err := buildSink(ctx, cfg, io.out, log, srv.Registry())
 	if err != nil {
 		log.Error().Err(err).Msg("sink")
-		return exitBadInput
+		return exitFor(err)
 	}
 	defer s.Close()
 	var p *poll.Poller
@@ -100,14 +101,14 @@ func runPoll(ctx context.Context, args []string, io stdio, getenv func(string) s
 		st, err := p.Once(ctx)
 		if err != nil {
 			log.Error().Err(err).Msg("poll failed")
-			return exitBadInput
+			return exitFor(err)
 		}
 		log.Info().Int("events", st.Events).Int("duplicates", st.Duplicates).Int("updated", st.Updated).Int("pages", st.Pages).Msg("poll done")
 		return exitOK
 	}
 	if err := p.Run(ctx); err != nil {
 		log.Error().Err(err).Msg("polling stopped")
-		return exitBadInput
+		return exitFor(err)
 	}
 	return exitOK
 }

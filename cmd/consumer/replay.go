@@ -138,7 +138,7 @@ func replayCmd(ctx context.Context, f replayFlags, urls []string, io stdio, gete
 		_, err := planReplay(ctx, f, urls, w, cfg.AWS.Config, cfg.AWS.ReplayRole, io, log)
 		return err
 	}
-	srv, err := startOps(ctx, cfg, log)
+	srv, err := startOps(ctx, cfg, "", log)
 	if err != nil {
 		return &configError{err}
 	}

@@ -35,7 +35,8 @@ Examples:
   EVENTRELAY_SOURCE_KINESIS_STREAM=onewelcome-events consumer stream --brokers kafka:9092
   consumer stream --config dev.yaml --sink stdout        # dry run: print instead of producing
 
-Exit codes: 0 drained cleanly, 1 failed, 2 configuration error, 3 AWS refused the credentials.
+Exit codes: 0 drained cleanly, 1 failed, 2 configuration error, 3 AWS refused the credentials,
+4 a Kafka topic is missing and was not created (see README: topics that do not exist yet).
 
 Flags:
 `
@@ -90,7 +91,7 @@ func stream(ctx context.Context, cfg config.Config, bf backfill, io stdio, log z
 	// The operations server and credential refreshers outlive the drain.
 	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopOps()
-	srv, err := startOps(opsCtx, cfg, log)
+	srv, err := startOps(opsCtx, cfg, config.StreamHTTPAddr, log)
 	if err != nil {
 		return &configError{err}
 	}

@@ -33,7 +33,7 @@ func (f *commonFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&f.configPath, "config", getenv("EVENTRELAY_CONFIG"), "YAML configuration file (env EVENTRELAY_CONFIG); see 'consumer config example'")
 	fs.StringVar(&f.logLevel, "log-level", "", "trace, debug, info, warn or error (overrides log.level)")
 	fs.StringVar(&f.logFormat, "log-format", "", "auto, json or console (overrides log.format)")
-	fs.StringVar(&f.httpAddr, "http-addr", "", `address of /healthz, /readyz and /metrics, or "off" (overrides http.addr)`)
+	fs.StringVar(&f.httpAddr, "http-addr", "", `address of /healthz, /readyz and /metrics, e.g. 127.0.0.1:9090, or "off" (overrides http.addr; default :8080 for stream, off for replay and poll)`)
 	fs.StringVar(&f.brokers, "brokers", "", "comma-separated Kafka brokers (overrides sink.kafka.brokers)")
 	fs.StringVar(&f.sinkType, "sink", "", "kafka or stdout (overrides sink.type)")
 }
@@ -70,10 +70,14 @@ func logger(c config.Config, w io.Writer) (zerolog.Logger, error) {
 	return newLogger(w, format, level)
 }
 
-// startOps starts the operations server unless disabled.
-func startOps(ctx context.Context, c config.Config, log zerolog.Logger) (*ops.Server, error) {
+// startOps starts the operations server on http.addr, or on def when that
+// is unset; "" (or "off") serves nothing. The registry and readiness work
+// either way.
+func startOps(ctx context.Context, c config.Config, def string, log zerolog.Logger) (*ops.Server, error) {
 	srv := ops.NewServer()
-	if addr := c.HTTPAddr(); addr != "" {
+	if addr := c.HTTPAddr(def); addr == "" {
+		log.Debug().Msg("operations endpoints off (set http.addr or --http-addr to serve /healthz, /readyz and /metrics)")
+	} else {
 		l, err := srv.Listen(addr)
 		if err != nil {
 			return nil, err
@@ -84,7 +88,8 @@ func startOps(ctx context.Context, c config.Config, log zerolog.Logger) (*ops.Se
 }
 
 // buildSink makes the configured sink; a Kafka sink is checked against the
-// brokers, retrying until they answer or ctx ends.
+// brokers, retrying until they answer or ctx ends, and its static topics
+// (DLQ, fallback, an untemplated topic) must exist or be created.
 func buildSink(ctx context.Context, c config.Config, out io.Writer, log zerolog.Logger, reg prometheus.Registerer) (sink.Sink, error) {
 	if c.SinkType() == "stdout" {
 		return sink.NewStdout(out, reg), nil
@@ -96,6 +101,10 @@ func buildSink(ctx context.Context, c config.Config, out io.Writer, log zerolog.
 	for delay := time.Second; ; delay = min(delay*2, 30*time.Second) {
 		err := k.Check(ctx)
 		if err == nil {
+			if err := k.CheckTopics(ctx, log.With().Str("component", "sink").Logger()); err != nil {
+				k.Close()
+				return nil, err
+			}
 			return k, nil
 		}
 		if ctx.Err() != nil {
@@ -129,6 +138,8 @@ func exitFor(err error) int {
 		return exitUsage
 	case errors.Is(err, assumerole.ErrAccessDenied):
 		return exitCredentials
+	case errors.Is(err, sink.ErrTopicMissing):
+		return exitTopicMissing
 	}
 	return exitBadInput
 }

@@ -41,9 +41,16 @@ type Log struct {
 
 // HTTP configures the operations endpoints (/healthz, /readyz, /metrics).
 type HTTP struct {
-	// Addr to listen on. Default ":8080"; "off" disables the server.
+	// Addr to listen on; "off" disables the server. Default ":8080" for
+	// `consumer stream` (a long-running worker behind probes); off for
+	// `replay` and `poll`, which are often run by hand next to each other
+	// and must not collide on a port: set it to serve their metrics.
 	Addr string `yaml:"addr"`
 }
+
+// StreamHTTPAddr is where `consumer stream` listens unless http.addr says
+// otherwise.
+const StreamHTTPAddr = ":8080"
 
 // AWS holds the shared AWS settings and the role per group of clients.
 type AWS struct {
@@ -138,11 +145,12 @@ func (c Config) SinkType() string {
 	return strings.ToLower(c.Sink.Type)
 }
 
-// HTTPAddr is the listen address with its default ("" when disabled).
-func (c Config) HTTPAddr() string {
+// HTTPAddr is the listen address, def when http.addr is unset ("" when
+// disabled).
+func (c Config) HTTPAddr(def string) string {
 	switch c.HTTP.Addr {
 	case "":
-		return ":8080"
+		return def
 	case "off":
 		return ""
 	}

@@ -59,6 +59,13 @@ func walk(v reflect.Value, envName, path string, getenv func(string) string) err
 
 func set(v reflect.Value, raw string) error {
 	switch {
+	case v.Kind() == reflect.Pointer:
+		// An optional setting (*bool and the like): nil means the default.
+		elem := reflect.New(v.Type().Elem())
+		if err := set(elem.Elem(), raw); err != nil {
+			return err
+		}
+		v.Set(elem)
 	case v.Type() == durationType:
 		d, err := time.ParseDuration(raw)
 		if err != nil {

@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/eventrelay/eventrelay/internal/testnet"
 	"io"
 	"os"
 	"os/exec"
@@ -16,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrelay/eventrelay/internal/testnet"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Cluster is a kfake cluster that can be stopped and restarted on the same
@@ -31,7 +33,21 @@ type Cluster struct {
 
 // Start starts brokers brokers with topics seeded at partitions partitions,
 // persisted in a temporary directory, and closes them when the test ends.
+// The brokers create a topic a client asks for (auto.create.topics.enable,
+// Kafka's default).
 func Start(t testing.TB, brokers int, partitions int32, topics ...string) *Cluster {
+	t.Helper()
+	return start(t, true, brokers, partitions, topics)
+}
+
+// StartStrict is Start with auto-creation disabled on the brokers
+// (auto.create.topics.enable=false): only the seeded topics exist.
+func StartStrict(t testing.TB, brokers int, partitions int32, topics ...string) *Cluster {
+	t.Helper()
+	return start(t, false, brokers, partitions, topics)
+}
+
+func start(t testing.TB, autoCreate bool, brokers int, partitions int32, topics []string) *Cluster {
 	t.Helper()
 	ports := testnet.FreePorts(t, brokers)
 	c := &Cluster{ports: ports}
@@ -40,7 +56,10 @@ func Start(t testing.TB, brokers int, partitions int32, topics ...string) *Clust
 	}
 	c.opts = []kfake.Opt{
 		kfake.NumBrokers(brokers), kfake.Ports(ports...), kfake.DataDir(t.TempDir()), kfake.SyncWrites(),
-		kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(int(partitions)),
+		kfake.DefaultNumPartitions(int(partitions)),
+	}
+	if autoCreate {
+		c.opts = append(c.opts, kfake.AllowAutoTopicCreation())
 	}
 	if len(topics) > 0 {
 		c.opts = append(c.opts, kfake.SeedTopics(partitions, topics...))
@@ -206,3 +225,27 @@ func (r Record) String() string {
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// CreateTopic creates topic with partitions partitions, as an operator
+// would with kafka-topics.sh --create.
+func CreateTopic(t testing.TB, addrs []string, topic string, partitions int32) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, partitions, 1
+	req.Topics = append(req.Topics, rt)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("creating topic %s: %v", topic, err)
+	}
+	if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
+		t.Fatalf("creating topic %s: %v", topic, err)
+	}
+}

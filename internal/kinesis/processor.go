@@ -2,6 +2,7 @@ package kinesis
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -20,10 +21,14 @@ type processor struct {
 	dec  *envelope.Decoder
 	// parentsDone is set once the shard's parents reached SHARD_END.
 	parentsDone bool
-	shard       string
-	log         zerolog.Logger
-	res         envelope.Result
-	batch       sink.Batch
+	// halted is set when delivery failed for good (a missing topic): the
+	// processor then reads on without delivering or checkpointing anything
+	// until the worker, stopping, releases the shard.
+	halted bool
+	shard  string
+	log    zerolog.Logger
+	res    envelope.Result
+	batch  sink.Batch
 }
 
 func (p *processor) Initialize(in *kcl.InitializationInput) {
@@ -43,6 +48,9 @@ func (p *processor) Initialize(in *kcl.InitializationInput) {
 // the process is stopping for good it returns without checkpointing and
 // the records are read again by the next owner of the shard.
 func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
+	if p.halted {
+		return
+	}
 	if len(in.Records) == 0 {
 		p.s.m.behind.WithLabelValues(p.shard).Set(float64(in.MillisBehindLatest))
 		return
@@ -73,6 +81,10 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	start := time.Now()
 	if err := pipeline.Deliver(p.ctx, p.s.sink, &p.batch, p.log, 30*time.Second); err != nil {
 		p.log.Error().Err(err).Msg("stopping without checkpoint; the records will be read again")
+		if errors.Is(err, sink.ErrTopicMissing) {
+			p.halted = true
+			p.s.fail(err)
+		}
 		return
 	}
 	last := in.Records[len(in.Records)-1].SequenceNumber
@@ -148,6 +160,10 @@ func (p *processor) Shutdown(in *kcl.ShutdownInput) {
 	p.s.m.behind.DeleteLabelValues(p.shard)
 	switch in.ShutdownReason {
 	case kcl.TERMINATE:
+		if p.halted {
+			p.log.Warn().Msg("shard ended but delivery had failed; not checkpointing SHARD_END")
+			return
+		}
 		if p.checkpoint(in.Checkpointer, nil) {
 			p.log.Info().Msg("shard ended; checkpointed SHARD_END so its children can start")
 		}

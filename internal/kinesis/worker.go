@@ -43,6 +43,10 @@ type Stream struct {
 
 	mu     sync.Mutex
 	active map[string]bool // shards with a live processor
+
+	// fatal receives the first error no retry can mend (a missing Kafka
+	// topic); Run then drains and returns it.
+	fatal chan error
 }
 
 // New builds a stream worker; it does not connect until Run.
@@ -55,7 +59,7 @@ func New(cfg Config, clients Clients, s sink.Sink, log zerolog.Logger, reg prome
 	}
 	cfg = cfg.withDefaults()
 	st := &Stream{cfg: cfg, clients: clients, sink: s, log: log.With().Str("stream", cfg.Stream).Logger(),
-		m: newMetrics(reg), active: map[string]bool{}}
+		m: newMetrics(reg), active: map[string]bool{}, fatal: make(chan error, 1)}
 	st.parents.s = st
 	return st, nil
 }
@@ -104,6 +108,14 @@ func (s *Stream) LeasesHeld() int {
 	return len(s.active)
 }
 
+// fail stops the worker with err (the first one wins).
+func (s *Stream) fail(err error) {
+	select {
+	case s.fatal <- err:
+	default:
+	}
+}
+
 func (s *Stream) setActive(shard string, on bool) {
 	s.mu.Lock()
 	if on {
@@ -137,7 +149,12 @@ func (s *Stream) Run(ctx context.Context) error {
 		return fmt.Errorf("starting the KCL worker: %w", err)
 	}
 	s.log.Info().Str("worker_id", s.cfg.WorkerID).Str("lease_table", s.cfg.LeaseTable).Msg("stream worker started")
-	<-ctx.Done()
+	var fatal error
+	select {
+	case <-ctx.Done():
+	case fatal = <-s.fatal:
+		s.log.Error().Err(fatal).Msg("stopping the worker: the failed shard is not checkpointed and will be read again after the fix")
+	}
 	s.log.Info().Dur("drain_timeout", s.cfg.DrainTimeout).Msg("draining: finishing in-flight batches, checkpointing, releasing leases")
 	done := make(chan struct{})
 	go func() {
@@ -147,7 +164,7 @@ func (s *Stream) Run(ctx context.Context) error {
 	select {
 	case <-done:
 		s.log.Info().Msg("stream worker stopped")
-		return nil
+		return fatal
 	case <-time.After(s.cfg.DrainTimeout):
 		cancelDeliver()
 		<-done

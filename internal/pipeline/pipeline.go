@@ -7,6 +7,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,7 +30,9 @@ func Add(b *sink.Batch, res *envelope.Result) {
 // transient failures themselves; an error from the sink that is not the
 // end of ctx (for example a Kafka authorization failure) is logged and
 // retried here with backoff up to maxBackoff, so a source never skips a
-// batch. It returns an error only when ctx ends, and then nothing must be
+// batch. It returns an error when ctx ends or when a topic is missing and
+// cannot be created (sink.ErrTopicMissing: no retry can help until an
+// operator acts, so the source must stop); then nothing must be
 // checkpointed.
 func Deliver(ctx context.Context, s sink.Sink, b *sink.Batch, log zerolog.Logger, maxBackoff time.Duration) error {
 	delay := 500 * time.Millisecond
@@ -40,6 +43,9 @@ func Deliver(ctx context.Context, s sink.Sink, b *sink.Batch, log zerolog.Logger
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("batch of %d messages not delivered: %w", b.Len(), ctx.Err())
+		}
+		if errors.Is(err, sink.ErrTopicMissing) {
+			return fmt.Errorf("batch of %d messages not delivered: %w", b.Len(), err)
 		}
 		log.Error().Err(err).Int("messages", b.Len()).Dur("retry_in", delay).Msg("sink refused the batch; retrying")
 		if err := backoff.Sleep(ctx, delay); err != nil {

@@ -84,9 +84,13 @@ type job struct {
 // order. An object that cannot be read to its end (a truncated gzip file)
 // is reported, its good prefix delivered, and the run goes on; Run then
 // returns an error naming the failures. Run returns early only when ctx
-// ends; the state then holds what was acknowledged.
-func (r *Runner) Run(ctx context.Context, sources []Source) (Summary, error) {
+// ends or a Kafka topic is missing (sink.ErrTopicMissing); the state then
+// holds what was acknowledged.
+func (r *Runner) Run(parent context.Context, sources []Source) (Summary, error) {
 	start := time.Now()
+	// A missing Kafka topic stops every object: no retry can mend it.
+	ctx, stop := context.WithCancelCause(parent)
+	defer stop(nil)
 	var jobs []job
 	for _, src := range sources {
 		for _, o := range src.Objects {
@@ -105,6 +109,9 @@ func (r *Runner) Run(ctx context.Context, sources []Source) (Summary, error) {
 			defer wg.Done()
 			for j := range next {
 				st, skipped, err := r.object(ctx, j)
+				if errors.Is(err, sink.ErrTopicMissing) {
+					stop(err)
+				}
 				mu.Lock()
 				sum.Events += st.Events
 				sum.Dead += st.Dead
@@ -135,6 +142,9 @@ feed:
 	close(next)
 	wg.Wait()
 	sum.Elapsed = time.Since(start)
+	if cause := context.Cause(ctx); errors.Is(cause, sink.ErrTopicMissing) {
+		return sum, fmt.Errorf("replay stopped; rerun to resume from the state file once the topic exists: %w", cause)
+	}
 	if ctx.Err() != nil {
 		return sum, fmt.Errorf("replay interrupted; rerun to resume from the state file: %w", ctx.Err())
 	}

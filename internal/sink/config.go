@@ -51,8 +51,14 @@ type KafkaConfig struct {
 	// attempts while Kafka is failing. Defaults 100ms and 5s.
 	RetryBackoffMin time.Duration `yaml:"retry_backoff_min"`
 	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
-	TLS             TLSConfig     `yaml:"tls"`
-	SASL            SASLConfig    `yaml:"sasl"`
+	// AllowAutoTopicCreation asks the brokers to create a missing topic
+	// (honoured where the brokers set auto.create.topics.enable, Kafka's
+	// default), as the Java producer and librdkafka do. Default true. With
+	// false, or when the brokers refuse, a missing topic stops the run with
+	// an error naming it.
+	AllowAutoTopicCreation *bool      `yaml:"allow_auto_topic_creation"`
+	TLS                    TLSConfig  `yaml:"tls"`
+	SASL                   SASLConfig `yaml:"sasl"`
 }
 
 // TLSConfig enables TLS to the brokers.
@@ -104,6 +110,11 @@ func (c KafkaConfig) withDefaults() KafkaConfig {
 	setDefault(&c.RetryBackoffMin, d.RetryBackoffMin)
 	setDefault(&c.RetryBackoffMax, d.RetryBackoffMax)
 	return c
+}
+
+// autoCreate is AllowAutoTopicCreation with its default.
+func (c KafkaConfig) autoCreate() bool {
+	return c.AllowAutoTopicCreation == nil || *c.AllowAutoTopicCreation
 }
 
 func setDefault[T comparable](p *T, def T) {

@@ -48,8 +48,10 @@ func NewKafka(cfg KafkaConfig, log zerolog.Logger, reg prometheus.Registerer) (*
 		BatchSize:    cfg.BatchSize,
 		BatchBytes:   cfg.BatchBytes,
 		BatchTimeout: cfg.Linger,
-		Compression:  comp,
-		WriteTimeout: cfg.WriteTimeout,
+		// The writer asks for auto-creation in its metadata requests.
+		AllowAutoTopicCreation: cfg.autoCreate(),
+		Compression:            comp,
+		WriteTimeout:           cfg.WriteTimeout,
 		// kafka-go retries a failing partition batch a few times itself;
 		// longer outages are retried by Deliver, which also observes ctx.
 		MaxAttempts:     3,
@@ -167,6 +169,11 @@ func (k *Kafka) failed(ctx context.Context, msgs []pending, err error, blocked m
 			if fatal(err) {
 				return nil, fmt.Errorf("delivering to kafka: %w", err)
 			}
+			if errors.Is(err, kafka.UnknownTopicOrPartition) {
+				if err := k.confirmMissing(ctx, msgs); err != nil {
+					return nil, err
+				}
+			}
 			k.log.Warn().Err(err).Int("messages", len(msgs)).Msg("kafka write failed, retrying")
 			for _, p := range msgs {
 				blocked[topicKey{p.msg.Topic, string(p.msg.Key)}] = true
@@ -184,6 +191,10 @@ func (k *Kafka) failed(ctx context.Context, msgs []pending, err error, blocked m
 			continue // acknowledged, and nothing before it with its key failed
 		case e != nil && fatal(e):
 			return nil, fmt.Errorf("delivering to topic %s: %w", p.msg.Topic, e)
+		case errors.Is(e, kafka.UnknownTopicOrPartition):
+			if err := k.confirmMissing(ctx, []pending{p}); err != nil {
+				return nil, err
+			}
 		case e != nil && permanent(e) && p.alone:
 			if p.event == nil {
 				return nil, fmt.Errorf("dead-letter topic %s rejected a message: %w", p.msg.Topic, e)

@@ -5,11 +5,12 @@ import "github.com/prometheus/client_golang/prometheus"
 // metrics are the sink's Prometheus series; labels stay low-cardinality
 // (source format, error kind), never topics or tenants.
 type metrics struct {
-	messages     *prometheus.CounterVec
-	dead         *prometheus.CounterVec
-	produceErrs  prometheus.Counter
-	retries      prometheus.Counter
-	batchSeconds prometheus.Histogram
+	messages      *prometheus.CounterVec
+	dead          *prometheus.CounterVec
+	produceErrs   prometheus.Counter
+	retries       prometheus.Counter
+	topicsMissing prometheus.Counter
+	batchSeconds  prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -26,13 +27,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eventrelay_sink_retries_total", Help: "Delivery attempts repeated after a failure.",
 		}),
+		topicsMissing: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventrelay_sink_topic_missing_total", Help: "Deliveries stopped because a topic does not exist and was not created.",
+		}),
 		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "eventrelay_sink_batch_duration_seconds", Help: "Time from Deliver to acknowledgement of a batch.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messages, m.dead, m.produceErrs, m.retries, m.batchSeconds)
+		reg.MustRegister(m.messages, m.dead, m.produceErrs, m.retries, m.topicsMissing, m.batchSeconds)
 	}
 	return m
 }
