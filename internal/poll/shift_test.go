@@ -203,42 +203,49 @@ func TestPagingSurvivesShifts(t *testing.T) {
 	}
 }
 
+// spreadLogs adds 200 logs 10s apart ending 1m before t0; log-045 and
+// log-140 are errors. It returns the time of the first.
+func spreadLogs(a *logsAPI, t0 time.Time) time.Time {
+	first := t0.Add(-200*10*time.Second - time.Minute)
+	for i := range 200 {
+		typ := "action"
+		if i == 45 || i == 140 {
+			typ = "error"
+		}
+		a.insert(fmt.Sprintf("log-%03d", i), typ, first.Add(time.Duration(i)*10*time.Second))
+	}
+	return first
+}
+
+// blockLogs adds 120 logs sharing one second (b-010 an error) between 30
+// before and 30 after, and returns that second.
+func blockLogs(a *logsAPI, t0 time.Time) time.Time {
+	b := t0.Add(-8 * time.Minute)
+	for i := range 30 {
+		a.insert(fmt.Sprintf("a-%03d", i), "action", b.Add(-time.Duration(30-i)*10*time.Second))
+		a.insert(fmt.Sprintf("c-%03d", i), "action", b.Add(time.Duration(i+1)*10*time.Second))
+	}
+	for i := range 120 {
+		typ := "action"
+		if i == 10 {
+			typ = "error"
+		}
+		a.insert(fmt.Sprintf("b-%03d", i), typ, b)
+	}
+	return b
+}
+
+// mergeBefore makes the error log id recur at at just before request req:
+// the API merges it and moves it there.
+func mergeBefore(a *logsAPI, req int, id string, at time.Time) {
+	a.before[req] = func(a *logsAPI) { a.occur("new-"+id, "subscr-"+id, "timeout", at) }
+}
+
 func shiftTests() []shiftTest {
-	// 200 logs 10s apart ending 1m before t0; log-045 is an error.
-	spread := func(a *logsAPI, t0 time.Time) time.Time {
-		first := t0.Add(-200*10*time.Second - time.Minute)
-		for i := range 200 {
-			typ := "action"
-			if i == 45 || i == 140 {
-				typ = "error"
-			}
-			a.insert(fmt.Sprintf("log-%03d", i), typ, first.Add(time.Duration(i)*10*time.Second))
-		}
-		return first
-	}
-	// a block of 120 logs sharing one second, between 30 before and 30 after.
-	block := func(a *logsAPI, t0 time.Time) time.Time {
-		b := t0.Add(-8 * time.Minute)
-		for i := range 30 {
-			a.insert(fmt.Sprintf("a-%03d", i), "action", b.Add(-time.Duration(30-i)*10*time.Second))
-			a.insert(fmt.Sprintf("c-%03d", i), "action", b.Add(time.Duration(i+1)*10*time.Second))
-		}
-		for i := range 120 {
-			typ := "action"
-			if i == 10 {
-				typ = "error"
-			}
-			a.insert(fmt.Sprintf("b-%03d", i), typ, b)
-		}
-		return b
-	}
-	mergeBefore := func(a *logsAPI, req int, id string, at time.Time) {
-		a.before[req] = func(a *logsAPI) { a.occur("new-"+id, "subscr-"+id, "timeout", at) }
-	}
 	return []shiftTest{
 		{name: "ascending/error log merged past the next page", onePoll: true, shifts: true,
 			setup: func(a *logsAPI, t0 time.Time) []string {
-				first := spread(a, t0)
+				first := spreadLogs(a, t0)
 				// log-045 was on page 1; merged 4m later it lands on page 2.
 				mergeBefore(a, 2, "log-045", first.Add(450*time.Second+4*time.Minute+5*time.Second))
 				return []string{"log-045"}
@@ -246,7 +253,7 @@ func shiftTests() []shiftTest {
 		{name: "descending/error log merged into the part already read",
 			desc: true,
 			setup: func(a *logsAPI, t0 time.Time) []string {
-				first := spread(a, t0)
+				first := spreadLogs(a, t0)
 				// log-140 is unread after page 1 (logs 199..150); merged 4m later
 				// it moves into page 1: the next poll's overlap reads it.
 				mergeBefore(a, 2, "log-140", first.Add(1400*time.Second+4*time.Minute+5*time.Second))
@@ -254,7 +261,7 @@ func shiftTests() []shiftTest {
 			}},
 		{name: "ascending/new logs while paging", onePoll: true,
 			setup: func(a *logsAPI, t0 time.Time) []string {
-				first := spread(a, t0)
+				first := spreadLogs(a, t0)
 				a.before[2] = func(a *logsAPI) {
 					a.insert("late-1", "action", first.Add(1995*time.Second)) // newest
 					a.insert("late-2", "action", first.Add(995*time.Second))
@@ -263,7 +270,7 @@ func shiftTests() []shiftTest {
 			}},
 		{name: "descending/new logs while paging", desc: true, onePoll: true,
 			setup: func(a *logsAPI, t0 time.Time) []string {
-				first := spread(a, t0)
+				first := spreadLogs(a, t0)
 				a.before[2] = func(a *logsAPI) {
 					a.insert("late-1", "action", first.Add(1995*time.Second)) // newest: read by the next poll
 					a.insert("late-2", "action", first.Add(995*time.Second))
@@ -273,14 +280,14 @@ func shiftTests() []shiftTest {
 			}},
 		{name: "ascending/full pages sharing one second, a merge inside", onePoll: true, shifts: true,
 			setup: func(a *logsAPI, t0 time.Time) []string {
-				b := block(a, t0)
+				b := blockLogs(a, t0)
 				// b-010 leaves the block while its pages are read.
 				mergeBefore(a, 4, "b-010", b.Add(4*time.Minute+5*time.Second))
 				return []string{"b-010"}
 			}},
 		{name: "descending/full pages sharing one second, a merge inside", desc: true, shifts: true,
 			setup: func(a *logsAPI, t0 time.Time) []string {
-				b := block(a, t0)
+				b := blockLogs(a, t0)
 				mergeBefore(a, 4, "b-010", b.Add(4*time.Minute+5*time.Second))
 				return []string{"b-010"}
 			}},
