@@ -18,7 +18,9 @@ Polls a vendor API into Kafka through the same pipeline as the stream:
                  under source.fluent
 
 Each poll asks for the window from the cursor minus the overlap to now, pages
-until a short page, drops entries already delivered (by id), delivers the rest
+by timestamp (each page continues from the last timestamp of the one before,
+so entries moving or appearing meanwhile are not skipped; shifts are logged
+and counted), drops entries already delivered (by id), delivers the rest
 and only then advances the cursor in the state file. Akeneo error logs that
 the platform merged (same id, later timestamp) are delivered again once, with
 the header event-updated: true. 429 and 5xx are retried honouring Retry-After;

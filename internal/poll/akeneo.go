@@ -105,6 +105,7 @@ func (a akeneo) name() string             { return "akeneo-logs" }
 func (a akeneo) format() envelope.Format  { return envelope.FormatAkeneoLogs }
 func (a akeneo) retention() time.Duration { return a.c.Retention }
 func (a akeneo) updates() bool            { return true }
+func (a akeneo) step() time.Duration      { return time.Second }
 func (a akeneo) pageURL(from, to time.Time, page, size int) string {
 	q := url.Values{}
 	p := a.c.Params

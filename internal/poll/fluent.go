@@ -70,6 +70,7 @@ func (f fluent) name() string             { return "fluent-events" }
 func (f fluent) format() envelope.Format  { return envelope.FormatFluent }
 func (f fluent) retention() time.Duration { return 0 }
 func (f fluent) updates() bool            { return false }
+func (f fluent) step() time.Duration      { return time.Millisecond }
 
 // pageURL follows the documented filters: from/to (UTC), start/count paging.
 func (f fluent) pageURL(from, to time.Time, page, size int) string {

@@ -56,13 +56,16 @@ func (c Common) withDefaults() Common {
 type vendor interface {
 	name() string
 	format() envelope.Format
-	// pageURL is the URL of page (0-based) of the window.
+	// pageURL is the URL of page (0-based) of the window [from, to].
 	pageURL(from, to time.Time, page, size int) string
 	// retention is how far back the API keeps entries (0: unknown).
 	retention() time.Duration
 	// updates reports whether an id may come back with a newer timestamp
 	// as a changed entry (re-emitted, marked updated).
 	updates() bool
+	// step is the precision of the times in pageURL's query (timestamps
+	// are assumed no finer).
+	step() time.Duration
 }
 
 // Poller polls one vendor API into a sink.
@@ -95,7 +98,11 @@ func newPoller(v vendor, c *client, cfg Common, s sink.Sink, log zerolog.Logger,
 // Stats is what one poll did.
 type Stats struct {
 	Pages, Events, Duplicates, Updated, Dead int
-	From, To                                 time.Time
+	// Repeats are entries served twice within the poll (the boundary of
+	// each page is read again); Shifts are entries seen to move or appear
+	// between two page requests (see pager.go).
+	Repeats, Shifts int
+	From, To        time.Time
 }
 
 // Run polls every Interval until ctx ends. A poll that fails with an
@@ -111,14 +118,16 @@ func (p *Poller) Run(ctx context.Context) error {
 			return err
 		}
 		p.log.Info().Time("from", st.From).Time("to", st.To).Int("pages", st.Pages).Int("events", st.Events).
-			Int("duplicates", st.Duplicates).Int("updated", st.Updated).Msg("poll done")
+			Int("duplicates", st.Duplicates).Int("updated", st.Updated).Int("shifts", st.Shifts).Msg("poll done")
 		if err := backoff.Sleep(ctx, p.cfg.Interval); err != nil {
 			return nil
 		}
 	}
 }
 
-// Once polls one window: from the cursor minus the overlap to now.
+// Once polls one window: from the cursor minus the overlap to now, paged
+// by timestamp so that entries moving or appearing meanwhile are not
+// skipped (pager.go).
 func (p *Poller) Once(ctx context.Context) (Stats, error) {
 	now := p.now().UTC()
 	st := Stats{To: now}
@@ -136,22 +145,10 @@ func (p *Poller) Once(ctx context.Context) (Stats, error) {
 		}
 		st.From = oldest
 	}
-	for page := 0; ; page++ {
-		body, err := p.c.get(ctx, p.v.pageURL(st.From, st.To, page, p.cfg.PageSize))
-		if err != nil {
-			p.m.errors.Inc()
-			return st, fmt.Errorf("%s: %w", p.v.name(), err)
-		}
-		items, err := items(body)
-		if err != nil {
-			return st, fmt.Errorf("%s: page %d: %w", p.v.name(), page, err)
-		}
-		st.Pages++
-		if err := p.deliverPage(ctx, items, st.From, page, &st); err != nil {
+	pg := newPager(st.From, st.To, p.v.step())
+	for w := pg.current(); w != nil; w = pg.current() {
+		if err := p.page(ctx, pg, w, &st); err != nil {
 			return st, err
-		}
-		if len(items) < p.cfg.PageSize {
-			break
 		}
 	}
 	if err := p.state.Advance(st.To, st.To.Add(-p.cfg.Overlap-time.Minute)); err != nil {
@@ -161,44 +158,107 @@ func (p *Poller) Once(ctx context.Context) (Stats, error) {
 	return st, nil
 }
 
-// deliverPage decodes a page, drops what was delivered before, delivers
-// the rest and only then remembers it.
-func (p *Poller) deliverPage(ctx context.Context, raws []json.RawMessage, from time.Time, page int, st *Stats) error {
-	var batch sink.Batch
+// page requests the next page of window w, delivers what the poll has
+// not served yet and plans the next request.
+func (p *Poller) page(ctx context.Context, pg *pager, w *window, st *Stats) error {
+	body, err := p.c.get(ctx, p.v.pageURL(w.from, w.to, w.page, p.cfg.PageSize))
+	if err != nil {
+		p.m.errors.Inc()
+		return fmt.Errorf("%s: %w", p.v.name(), err)
+	}
+	raws, err := items(body)
+	if err != nil {
+		return fmt.Errorf("%s: page %d of %s..%s: %w", p.v.name(), w.page, w.from.Format(time.RFC3339), w.to.Format(time.RFC3339), err)
+	}
+	st.Pages++
+	evs, dead := p.decodePage(raws, w)
+	entries := make([]pageEntry, len(evs))
+	batch := sink.Batch{Dead: dead}
+	fresh := 0
+	for i, ev := range evs {
+		entries[i] = pageEntry{id: ev.ID, at: ev.OccurredAt}
+		keep, isNew := pg.see(entries[i])
+		if !keep {
+			st.Repeats++
+			continue
+		}
+		if isNew {
+			fresh++
+		}
+		batch.Events = append(batch.Events, ev)
+	}
+	if err := p.deliver(ctx, &batch, st); err != nil {
+		return err
+	}
+	pg.advance(entries, len(raws) >= p.cfg.PageSize, fresh)
+	p.reportShifts(pg, st)
+	return nil
+}
+
+// decodePage decodes the entries of a page in the order served.
+func (p *Poller) decodePage(raws []json.RawMessage, w *window) ([]envelope.Event, []sink.DeadLetter) {
+	var evs []envelope.Event
+	var dead []sink.DeadLetter
 	var res envelope.Result
-	object := p.v.name() + " from " + from.Format(time.RFC3339) + " page " + strconv.Itoa(page)
+	object := p.v.name() + " " + w.from.Format(time.RFC3339) + ".." + w.to.Format(time.RFC3339) + " page " + strconv.Itoa(w.page)
 	for i, raw := range raws {
 		res.Reset()
 		p.dec.Decode(&res, raw, envelope.Position{Object: object, Index: i})
-		for _, ev := range res.Events {
-			prev, seen := p.state.Seen(ev.ID)
-			switch {
-			case seen && !ev.OccurredAt.After(prev):
-				st.Duplicates++
-				continue
-			case seen && p.v.updates():
-				ev.Updated = true
-				st.Updated++
-			case seen:
-				st.Duplicates++
-				continue
-			}
-			batch.Events = append(batch.Events, ev)
-		}
+		evs = append(evs, res.Events...)
 		for _, e := range res.Errors {
-			batch.Dead = append(batch.Dead, sink.FromDecodeError(e))
+			dead = append(dead, sink.FromDecodeError(e))
 		}
 	}
-	if batch.Len() == 0 {
+	return evs, dead
+}
+
+// deliver drops what earlier polls delivered (an entry that came back
+// with a newer timestamp is marked updated where the API updates entries),
+// delivers the rest and only then remembers it.
+func (p *Poller) deliver(ctx context.Context, b *sink.Batch, st *Stats) error {
+	kept := b.Events[:0]
+	for _, ev := range b.Events {
+		prev, seen := p.state.Seen(ev.ID)
+		switch {
+		case seen && !ev.OccurredAt.After(prev):
+			st.Duplicates++
+			continue
+		case seen && p.v.updates():
+			ev.Updated = true
+			st.Updated++
+		case seen:
+			st.Duplicates++
+			continue
+		}
+		kept = append(kept, ev)
+	}
+	b.Events = kept
+	if b.Len() == 0 {
 		return nil
 	}
-	if err := pipeline.Deliver(ctx, p.sink, &batch, p.log, 30*time.Second); err != nil {
+	if err := pipeline.Deliver(ctx, p.sink, b, p.log, 30*time.Second); err != nil {
 		return err
 	}
-	st.Events += len(batch.Events)
-	st.Dead += len(batch.Dead)
-	p.m.events.Add(float64(len(batch.Events)))
-	return p.state.Remember(batch.Events)
+	st.Events += len(b.Events)
+	st.Dead += len(b.Dead)
+	p.m.events.Add(float64(len(b.Events)))
+	return p.state.Remember(b.Events)
+}
+
+// reportShifts logs and counts what the pager saw move or appear between
+// two page requests, and warns once a poll about unsorted pages.
+func (p *Poller) reportShifts(pg *pager, st *Stats) {
+	for _, s := range pg.shifts {
+		st.Shifts++
+		p.m.shifts.Inc()
+		p.log.Warn().Str("event_id", s.id).Time("window_from", s.from).Time("window_to", s.to).Str("reason", s.reason).
+			Msg("entries moved or appeared between two page requests")
+	}
+	pg.shifts = pg.shifts[:0]
+	if pg.unsorted && !pg.warned {
+		pg.warned = true
+		p.log.Warn().Msg("pages are not sorted by timestamp: paging by page number and re-reading until a pass serves no new entry")
+	}
 }
 
 // items finds the array of entries in a page: the body itself, or the
