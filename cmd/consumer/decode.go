@@ -41,6 +41,7 @@ func runDecode(ctx context.Context, args []string, io stdio, _ func(string) stri
 	maxEvent := fs.Int("max-event-size", envelope.DefaultMaxEventSize, "reject events larger than this many bytes")
 	maxRecord := fs.Int("max-record-size", envelope.DefaultMaxRecordSize, "reject records (lines or values) larger than this many bytes")
 	logFormat := fs.String("log-format", "auto", "stderr report format: auto, json or console")
+	stdinName := fs.String("stdin-name", "-", "object name of standard input, as in positions and Infobip derived ids (give the export's file name)")
 	fs.Usage = func() {
 		fmt.Fprint(io.err, decodeHelp)
 		fs.PrintDefaults()
@@ -76,7 +77,7 @@ func runDecode(ctx context.Context, args []string, io stdio, _ func(string) stri
 	}
 	out := bufio.NewWriterSize(io.out, 64<<10)
 	defer out.Flush()
-	d := decodeRun{dec: dec, out: out, log: log, maxRecord: *maxRecord}
+	d := decodeRun{dec: dec, out: out, log: log, maxRecord: *maxRecord, stdinName: *stdinName}
 	for _, name := range files {
 		if ctx.Err() != nil {
 			return exitBadInput
@@ -99,12 +100,15 @@ type decodeRun struct {
 	out         *bufio.Writer
 	log         zerolog.Logger
 	maxRecord   int
+	stdinName   string
 	events, bad int64
 }
 
 func (d *decodeRun) file(name string, stdin io.Reader) {
 	r := stdin
-	if name != "-" {
+	if name == "-" {
+		name = d.stdinName
+	} else {
 		f, err := os.Open(name)
 		if err != nil {
 			d.log.Error().Err(err).Str("object", name).Msg("cannot open file")
