@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -54,3 +55,43 @@ func TestDecodeDerivedIDsIgnorePathSpelling(t *testing.T) {
 	}
 }
 
+// TestDecodeKeepsRawBytes: "raw" is the vendor's event as read — '<', '>',
+// '&', U+2028 and the vendor's own escapes are not re-escaped — except that
+// a pretty-printed event loses the whitespace between its tokens; --output
+// raw prints the events exactly as read.
+func TestDecodeKeepsRawBytes(t *testing.T) {
+	const file = fixtures + "fluent_escapes.json"
+	in, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitN(string(in), "\n", 3)
+	var pretty bytes.Buffer
+	if err := json.Compact(&pretty, []byte(lines[2])); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{lines[0], lines[1], pretty.String()}
+
+	code, stdout, stderr := runCLI(t, "", "decode", file)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	out := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	if len(out) != len(want) {
+		t.Fatalf("%d output lines, want %d:\n%s", len(out), len(want), stdout)
+	}
+	for i, l := range out {
+		var ev struct{ Raw json.RawMessage }
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			t.Fatalf("line %d is not JSON: %v\n%s", i+1, err, l)
+		}
+		if string(ev.Raw) != want[i] {
+			t.Errorf("event %d: raw\n%s\nwant\n%s", i+1, ev.Raw, want[i])
+		}
+	}
+
+	code, stdout, stderr = runCLI(t, "", "decode", "--output", "raw", file)
+	if code != exitOK || stdout != string(in) {
+		t.Errorf("--output raw: exit %d, stderr %s, output\n%q\nwant the input\n%q", code, stderr, stdout, in)
+	}
+}
