@@ -20,8 +20,9 @@ and prints the events on standard output. Files may be gzip-compressed
 values concatenated without separators.
 
 --output json (default) prints one normalized event per line as JSON:
-  {"id","type","source","tenant","key","category","occurred_at","position","raw"}
-("tenant" and "category" only when not empty). "raw" is the vendor's event as
+  {"id","type","name","source","tenant","key","category","occurred_at","position","raw"}
+("name", "tenant" and "category" only when not empty; "name" is Fluent
+Commerce's event name). "raw" is the vendor's event as
 read, with nothing re-escaped or re-encoded ('<', '>', '&', U+2028, the
 vendor's own escapes, key order and number spelling are kept), with one
 exception: an event spanning several lines (pretty-printed) has the whitespace

@@ -84,8 +84,15 @@ func (p Position) String() string {
 
 // Event is one normalized vendor event.
 type Event struct {
-	ID     string
-	Type   string
+	ID   string
+	Type string
+	// Name is the vendor's event name where it is distinct from Type and
+	// finer: Fluent Commerce's "name" ("Send Event",
+	// "SelectProposedFulfilment", a rule's or an exception's name). Empty
+	// when the vendor sends null and for every other format, whose type
+	// already is the event's name (OneWelcome type, fulfillmenttools
+	// eventName, Infobip definitionId, Akeneo operation, CloudEvents type).
+	Name   string
 	Source Format
 	Tenant string
 	// Key orders events in Kafka: events with the same key keep their order.
@@ -107,6 +114,7 @@ type Event struct {
 type eventJSON struct {
 	ID         string   `json:"id"`
 	Type       string   `json:"type"`
+	Name       string   `json:"name,omitempty"`
 	Source     Format   `json:"source"`
 	Tenant     string   `json:"tenant,omitempty"`
 	Key        string   `json:"key"`
@@ -138,7 +146,7 @@ func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
 	enc := json.NewEncoder(&head)
 	enc.SetEscapeHTML(false)
 	err := enc.Encode(eventJSON{
-		ID: e.ID, Type: e.Type, Source: e.Source, Tenant: e.Tenant, Key: e.Key,
+		ID: e.ID, Type: e.Type, Name: e.Name, Source: e.Source, Tenant: e.Tenant, Key: e.Key,
 		Category: e.Category, OccurredAt: e.OccurredAt.UTC().Format(TimeLayout),
 		Position: e.Pos, Updated: e.Updated,
 	})

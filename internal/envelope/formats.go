@@ -183,9 +183,10 @@ func derivedIDName(object string) string {
 	return name
 }
 
-// Fluent Commerce orchestration and audit events.
+// Fluent Commerce orchestration and audit events. "name" (the event,
+// ruleset, rule or action name users route on; may be null) becomes Name.
 var fluentEvent = &objectMap{
-	fields: fieldMap{{"id", fID}, {"type", fType}, {"accountId", fTenant}, {"category", fCategory}, {"generatedOn", fTime}},
+	fields: fieldMap{{"id", fID}, {"name", fName}, {"type", fType}, {"accountId", fTenant}, {"category", fCategory}, {"generatedOn", fTime}},
 	nested: []nestedObject{{"context", &objectMap{fields: fieldMap{{"rootEntityType", fA}, {"rootEntityId", fB}, {"rootEntityRef", fC}, {"entityType", fD}, {"entityId", fE}}}}},
 }
 

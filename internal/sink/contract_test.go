@@ -113,3 +113,54 @@ func TestKafkaValueIsVendorBytes(t *testing.T) {
 		t.Errorf("fixture lost its point: %d values with <>&U+2028, %d pretty-printed", escapes, pretty)
 	}
 }
+
+// TestKafkaEventNameHeaderAndTopic routes the Fluent seed events on {name}
+// and reads them back with kcat: the event-name header carries Fluent's
+// name, and is absent for a null name and for other sources, whose events
+// go to the fallback topic.
+func TestKafkaEventNameHeaderAndTopic(t *testing.T) {
+	const headerName = "event-name" // the contract's spelling, not the constant
+	want := map[string]struct{ topic, name string }{
+		"f8b23900-a4dd-11ec-a45b-83d8b1ae3f6a": {"events.fluent.snapshot", "snapshot"},
+		"7b942482-a56c-11ec-9f8f-a7305b1811a2": {"events.fluent.SelectProposedFulfilment", "SelectProposedFulfilment"},
+		"7b942481-a56c-11ec-9f8f-a7305b1811a2": {"events.fluent.TEST.order.SelectProposedFulfilment", "TEST.order.SelectProposedFulfilment"},
+		"faac8262-a4dd-11ec-a568-2d00cfceb356": {"events.fluent.Send_Event", "Send Event"},
+		"fd424870-a4dd-11ec-a568-2d00cfceb356": {"events", ""}, // "name": null
+		"fba98000-a4dd-11ec-9260-c7034f005b5e": {"events.fluent.Send_Webhook", "Send Webhook"},
+		"3957d910-61dc-11eb-9de2-279c997416aa": {"events.fluent.GetLocationsForStateAndNetwork_Log", "GetLocationsForStateAndNetwork_Log"},
+		"7dd711e3-53cd-11eb-86d1-7ddeda25003b": {"events.fluent.com.fluentretail.rubix.exceptions.PropertyNotFoundException", "com.fluentretail.rubix.exceptions.PropertyNotFoundException"},
+		"ev-000000":                            {"events", ""}, // OneWelcome: no name
+	}
+	topics := map[string]bool{"events.dlq": true}
+	for _, w := range want {
+		topics[w.topic] = true
+	}
+	var seed []string
+	for tp := range topics {
+		seed = append(seed, tp)
+	}
+	c := kafkatest.Start(t, 1, 1, seed...)
+	k, _ := newTestKafka(t, c.Addrs, func(cfg *KafkaConfig) { cfg.Topic = "events.{source}.{name}"; cfg.FallbackTopic = "events" })
+	b := Batch{Events: append(decodeFixture(t, "fluent_seed.jsonl", envelope.FormatFluent), testEvents(1, 1, 0)...)}
+	if err := k.Deliver(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for tp := range topics {
+		for _, r := range kafkatest.Kcat(t, c.Addrs, tp) {
+			seen++
+			id := r.Headers[HeaderEventID]
+			w, ok := want[id]
+			if !ok || r.Topic != w.topic {
+				t.Errorf("event %q in topic %s, want %q", id, r.Topic, w.topic)
+			}
+			name, has := r.Headers[headerName]
+			if has != (w.name != "") || name != w.name {
+				t.Errorf("event %s: %s header %q (present %v), want %q", id, headerName, name, has, w.name)
+			}
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("kcat read %d records, want %d", seen, len(want))
+	}
+}
