@@ -67,27 +67,14 @@ func runDecode(ctx context.Context, args []string, io stdio, _ func(string) stri
 		}
 		return exitUsage
 	}
-	f, err := envelope.ParseFormat(*format)
+	dec, err := decoderFromFlags(*format, *output, *tenant, *maxEvent, *maxRecord)
 	if err != nil {
-		fmt.Fprintf(io.err, "consumer decode: --format: %v\n", err)
-		return exitUsage
-	}
-	if *output != "json" && *output != "raw" {
-		fmt.Fprintf(io.err, "consumer decode: --output: want json or raw, got %q\n", *output)
-		return exitUsage
-	}
-	if *maxEvent <= 0 || *maxRecord <= 0 {
-		fmt.Fprintln(io.err, "consumer decode: --max-event-size and --max-record-size must be positive")
+		fmt.Fprintf(io.err, "consumer decode: %v\n", err)
 		return exitUsage
 	}
 	log, err := newLogger(io.err, *logFormat, "info")
 	if err != nil {
 		fmt.Fprintf(io.err, "consumer decode: --%v\n", err)
-		return exitUsage
-	}
-	dec, err := envelope.NewDecoder(envelope.Options{Format: f, Tenant: *tenant, MaxEventSize: *maxEvent})
-	if err != nil {
-		fmt.Fprintf(io.err, "consumer decode: %v\n", err)
 		return exitUsage
 	}
 	if len(files) == 0 {
@@ -111,6 +98,22 @@ func runDecode(ctx context.Context, args []string, io stdio, _ func(string) stri
 		return exitBadInput
 	}
 	return exitOK
+}
+
+// decoderFromFlags checks the flags that shape decoding and builds the
+// decoder; errors name the flag.
+func decoderFromFlags(format, output, tenant string, maxEvent, maxRecord int) (*envelope.Decoder, error) {
+	f, err := envelope.ParseFormat(format)
+	if err != nil {
+		return nil, fmt.Errorf("--format: %w", err)
+	}
+	if output != "json" && output != "raw" {
+		return nil, fmt.Errorf("--output: want json or raw, got %q", output)
+	}
+	if maxEvent <= 0 || maxRecord <= 0 {
+		return nil, fmt.Errorf("--max-event-size and --max-record-size must be positive")
+	}
+	return envelope.NewDecoder(envelope.Options{Format: f, Tenant: tenant, MaxEventSize: maxEvent})
 }
 
 type decodeRun struct {
