@@ -15,11 +15,22 @@ import (
 const decodeHelp = `Usage: consumer decode [flags] [FILE...]
 
 Decodes vendor event files (or standard input when no FILE or "-" is given)
-and prints one normalized event per line as JSON on standard output:
-  {"id","type","source","tenant","key","category","occurred_at","position","raw"}
-where "raw" is the vendor's event, byte for byte. Files may be gzip-compressed
-(detected by content, not by name), JSON lines or JSON values concatenated
-without separators.
+and prints the events on standard output. Files may be gzip-compressed
+(detected by content, not by name), JSON lines, pretty-printed JSON or JSON
+values concatenated without separators.
+
+--output json (default) prints one normalized event per line as JSON:
+  {"id","type","name","source","tenant","key","category","occurred_at","position","raw"}
+("name", "tenant" and "category" only when not empty; "name" is Fluent
+Commerce's event name). "raw" is the vendor's event as
+read, with nothing re-escaped or re-encoded ('<', '>', '&', U+2028, the
+vendor's own escapes, key order and number spelling are kept), with one
+exception: an event spanning several lines (pretty-printed) has the whitespace
+between its tokens removed, so that each event stays on one line.
+
+--output raw prints each event's bytes exactly as they are sent as the Kafka
+message value, each followed by a newline; pretty-printed events keep their
+line breaks, so this output is a stream of JSON values, not JSON lines.
 
 Every bad record is reported on standard error with its file, line, byte
 offset and reason; decoding goes on with the next record. The exit code is 1
@@ -28,7 +39,9 @@ if anything was bad, so the command also checks exports.
 Examples:
   consumer decode export.json.gz
   consumer decode --format fulfillmenttools --tenant acme 2024-02-01/*.json.gz
+  consumer decode --output raw fluent-events.json
   aws s3 cp s3://bucket/public/2024/02/01/09/file - | consumer decode --format onewelcome
+  aws s3 cp s3://bucket/people/$F - | consumer decode --format infobip --stdin-name $F
 
 Flags:
 `
@@ -41,6 +54,8 @@ func runDecode(ctx context.Context, args []string, io stdio, _ func(string) stri
 	maxEvent := fs.Int("max-event-size", envelope.DefaultMaxEventSize, "reject events larger than this many bytes")
 	maxRecord := fs.Int("max-record-size", envelope.DefaultMaxRecordSize, "reject records (lines or values) larger than this many bytes")
 	logFormat := fs.String("log-format", "auto", "stderr report format: auto, json or console")
+	output := fs.String("output", "json", "what to print per event: json (normalized event, one per line) or raw (the Kafka message value, unchanged)")
+	stdinName := fs.String("stdin-name", "-", "object name of standard input, as in positions and Infobip derived ids (give the export's file name)")
 	fs.Usage = func() {
 		fmt.Fprint(io.err, decodeHelp)
 		fs.PrintDefaults()
@@ -52,13 +67,9 @@ func runDecode(ctx context.Context, args []string, io stdio, _ func(string) stri
 		}
 		return exitUsage
 	}
-	f, err := envelope.ParseFormat(*format)
+	dec, err := decoderFromFlags(*format, *output, *tenant, *maxEvent, *maxRecord)
 	if err != nil {
-		fmt.Fprintf(io.err, "consumer decode: --format: %v\n", err)
-		return exitUsage
-	}
-	if *maxEvent <= 0 || *maxRecord <= 0 {
-		fmt.Fprintln(io.err, "consumer decode: --max-event-size and --max-record-size must be positive")
+		fmt.Fprintf(io.err, "consumer decode: %v\n", err)
 		return exitUsage
 	}
 	log, err := newLogger(io.err, *logFormat, "info")
@@ -66,17 +77,12 @@ func runDecode(ctx context.Context, args []string, io stdio, _ func(string) stri
 		fmt.Fprintf(io.err, "consumer decode: --%v\n", err)
 		return exitUsage
 	}
-	dec, err := envelope.NewDecoder(envelope.Options{Format: f, Tenant: *tenant, MaxEventSize: *maxEvent})
-	if err != nil {
-		fmt.Fprintf(io.err, "consumer decode: %v\n", err)
-		return exitUsage
-	}
 	if len(files) == 0 {
 		files = []string{"-"}
 	}
 	out := bufio.NewWriterSize(io.out, 64<<10)
 	defer out.Flush()
-	d := decodeRun{dec: dec, out: out, log: log, maxRecord: *maxRecord}
+	d := decodeRun{dec: dec, out: out, log: log, maxRecord: *maxRecord, stdinName: *stdinName, raw: *output == "raw"}
 	for _, name := range files {
 		if ctx.Err() != nil {
 			return exitBadInput
@@ -94,17 +100,37 @@ func runDecode(ctx context.Context, args []string, io stdio, _ func(string) stri
 	return exitOK
 }
 
+// decoderFromFlags checks the flags that shape decoding and builds the
+// decoder; errors name the flag.
+func decoderFromFlags(format, output, tenant string, maxEvent, maxRecord int) (*envelope.Decoder, error) {
+	f, err := envelope.ParseFormat(format)
+	if err != nil {
+		return nil, fmt.Errorf("--format: %w", err)
+	}
+	if output != "json" && output != "raw" {
+		return nil, fmt.Errorf("--output: want json or raw, got %q", output)
+	}
+	if maxEvent <= 0 || maxRecord <= 0 {
+		return nil, fmt.Errorf("--max-event-size and --max-record-size must be positive")
+	}
+	return envelope.NewDecoder(envelope.Options{Format: f, Tenant: tenant, MaxEventSize: maxEvent})
+}
+
 type decodeRun struct {
 	dec         *envelope.Decoder
 	out         *bufio.Writer
 	log         zerolog.Logger
 	maxRecord   int
+	stdinName   string
+	raw         bool // --output raw
 	events, bad int64
 }
 
 func (d *decodeRun) file(name string, stdin io.Reader) {
 	r := stdin
-	if name != "-" {
+	if name == "-" {
+		name = d.stdinName
+	} else {
 		f, err := os.Open(name)
 		if err != nil {
 			d.log.Error().Err(err).Str("object", name).Msg("cannot open file")
@@ -115,15 +141,8 @@ func (d *decodeRun) file(name string, stdin io.Reader) {
 		r = f
 	}
 	err := d.dec.DecodeObject(r, name, d.maxRecord, func(res *envelope.Result) error {
-		for i := range res.Events {
-			b, err := res.Events[i].MarshalJSON()
-			if err != nil {
-				return fmt.Errorf("encoding event: %w", err)
-			}
-			d.out.Write(b)
-			if err := d.out.WriteByte('\n'); err != nil {
-				return fmt.Errorf("writing output: %w", err)
-			}
+		if err := d.print(res.Events); err != nil {
+			return err
 		}
 		d.events += int64(len(res.Events))
 		for _, e := range res.Errors {
@@ -138,4 +157,24 @@ func (d *decodeRun) file(name string, stdin io.Reader) {
 		d.bad++
 		d.log.Error().Err(err).Str("object", name).Msg("reading stopped")
 	}
+}
+
+// print writes events as --output asks: JSON lines, or raw values.
+func (d *decodeRun) print(events []envelope.Event) error {
+	var line []byte
+	for i := range events {
+		out := events[i].Raw
+		if !d.raw {
+			var err error
+			if line, err = events[i].AppendJSON(line[:0]); err != nil {
+				return err
+			}
+			out = line
+		}
+		d.out.Write(out)
+		if err := d.out.WriteByte('\n'); err != nil {
+			return fmt.Errorf("writing output: %w", err)
+		}
+	}
+	return nil
 }

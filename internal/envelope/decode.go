@@ -190,6 +190,7 @@ const (
 	fKey
 	fCategory
 	fTime
+	fName
 	// scratch slots for fields that are combined into the ones above
 	fA
 	fB
@@ -288,5 +289,6 @@ func (b *builder) event(f Format, raw []byte, pos Position, required *requiredFi
 		return s[b.spans[fi][0]:b.spans[fi][1]]
 	}
 	ev.ID, ev.Type, ev.Tenant, ev.Key, ev.Category = get(fID), get(fType), get(fTenant), get(fKey), get(fCategory)
+	ev.Name = get(fName)
 	return ev, nil
 }

@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -83,8 +84,15 @@ func (p Position) String() string {
 
 // Event is one normalized vendor event.
 type Event struct {
-	ID     string
-	Type   string
+	ID   string
+	Type string
+	// Name is the vendor's event name where it is distinct from Type and
+	// finer: Fluent Commerce's "name" ("Send Event",
+	// "SelectProposedFulfilment", a rule's or an exception's name). Empty
+	// when the vendor sends null and for every other format, whose type
+	// already is the event's name (OneWelcome type, fulfillmenttools
+	// eventName, Infobip definitionId, Akeneo operation, CloudEvents type).
+	Name   string
 	Source Format
 	Tenant string
 	// Key orders events in Kafka: events with the same key keep their order.
@@ -104,28 +112,71 @@ type Event struct {
 }
 
 type eventJSON struct {
-	ID         string          `json:"id"`
-	Type       string          `json:"type"`
-	Source     Format          `json:"source"`
-	Tenant     string          `json:"tenant,omitempty"`
-	Key        string          `json:"key"`
-	Category   string          `json:"category,omitempty"`
-	OccurredAt string          `json:"occurred_at"`
-	Position   Position        `json:"position"`
-	Updated    bool            `json:"updated,omitempty"`
-	Raw        json.RawMessage `json:"raw"`
+	ID         string   `json:"id"`
+	Type       string   `json:"type"`
+	Name       string   `json:"name,omitempty"`
+	Source     Format   `json:"source"`
+	Tenant     string   `json:"tenant,omitempty"`
+	Key        string   `json:"key"`
+	Category   string   `json:"category,omitempty"`
+	OccurredAt string   `json:"occurred_at"`
+	Position   Position `json:"position"`
+	Updated    bool     `json:"updated,omitempty"`
 }
 
 // TimeLayout is how OccurredAt is rendered everywhere (JSON output, headers).
 const TimeLayout = "2006-01-02T15:04:05.999999999Z"
 
-// MarshalJSON renders the event as one JSON object with the raw event
-// embedded unchanged under "raw". This is the shape `consumer decode` and
-// the stdout sink print.
-func (e *Event) MarshalJSON() ([]byte, error) {
-	return json.Marshal(eventJSON{
-		ID: e.ID, Type: e.Type, Source: e.Source, Tenant: e.Tenant, Key: e.Key,
+// MarshalJSON renders the event as one JSON object, the shape `consumer
+// decode` and the stdout sink print; see AppendJSON. Note that json.Marshal
+// of an Event re-escapes the result ('<', '>', '&', U+2028, U+2029) as
+// encoding/json does for every Marshaler: call AppendJSON or MarshalJSON
+// directly to keep the raw bytes.
+func (e *Event) MarshalJSON() ([]byte, error) { return e.AppendJSON(nil) }
+
+// AppendJSON appends the event as one JSON object on one line (no newline)
+// to dst, with the raw event embedded under "raw" as read: no byte of it is
+// re-escaped or re-encoded ('<', '>', '&', U+2028, the vendor's own escapes,
+// key order and number spelling stay as they are). The one change: a raw
+// event spanning several lines (pretty-printed) has the whitespace between
+// its tokens removed so the object stays on one line. Strings inside the
+// event never contain raw line breaks, so nothing else can change.
+func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
+	var head bytes.Buffer
+	enc := json.NewEncoder(&head)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(eventJSON{
+		ID: e.ID, Type: e.Type, Name: e.Name, Source: e.Source, Tenant: e.Tenant, Key: e.Key,
 		Category: e.Category, OccurredAt: e.OccurredAt.UTC().Format(TimeLayout),
-		Position: e.Pos, Updated: e.Updated, Raw: e.Raw,
+		Position: e.Pos, Updated: e.Updated,
 	})
+	if err != nil {
+		return dst, fmt.Errorf("encoding event %s: %w", e.ID, err)
+	}
+	h := bytes.TrimRight(head.Bytes(), "\n")
+	dst = append(dst, h[:len(h)-1]...) // without the closing '}'
+	dst = append(dst, `,"raw":`...)
+	if dst, err = appendRaw(dst, e.Raw); err != nil {
+		return dst, fmt.Errorf("encoding event %s: %w", e.ID, err)
+	}
+	return append(dst, '}'), nil
+}
+
+// appendRaw appends a raw event: as is when it is on one line, else with
+// the whitespace between tokens removed; null when empty.
+func appendRaw(dst, raw []byte) ([]byte, error) {
+	if len(raw) == 0 {
+		return append(dst, "null"...), nil
+	}
+	if bytes.IndexByte(raw, '\n') < 0 && bytes.IndexByte(raw, '\r') < 0 {
+		if !json.Valid(raw) {
+			return dst, fmt.Errorf("raw event is not valid JSON")
+		}
+		return append(dst, raw...), nil
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil { // json.Compact escapes nothing
+		return dst, fmt.Errorf("compacting raw event: %w", err)
+	}
+	return append(dst, b.Bytes()...), nil
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // fieldMap maps JSON member names to the builder fields they fill. A short
@@ -145,13 +146,23 @@ func (d *Decoder) infobip(raw []byte, pos Position) (Event, *Error) {
 }
 
 // DerivedID is a stable event id for rows that carry none: a name-based
-// (version 5 style) UUID of the format, object key and line, so a replay of
-// the same object yields the same id.
+// (version 5 style) UUID of the format, the export file's name and the row
+// (line and index), so every read of the same export file yields the same
+// ids — a live read, a directory replay, an S3 replay, or `consumer decode`
+// however the path is spelled.
+//
+// The file's name is the base name of pos.Object (the part after the last
+// '/') without a trailing ".gz": for Infobip that is
+// "<requestId>-events-<startTime>-<endTime>.json", which names the export
+// request and its range (seed 001). Folders, bucket prefixes and path
+// spellings ("data/x", "./data/x", "/abs/data/x") do not count, and a file
+// the user decompressed to .json keeps the ids of its .json.gz original
+// (its rows are the same lines). A renamed file gets new ids.
 func DerivedID(f Format, pos Position) string {
 	h := sha1.New()
 	h.Write([]byte(f))
 	h.Write([]byte{0})
-	h.Write([]byte(pos.Object))
+	h.Write([]byte(derivedIDName(pos.Object)))
 	h.Write([]byte{0})
 	h.Write(strconv.AppendInt(nil, pos.Line, 10))
 	h.Write([]byte{0})
@@ -162,9 +173,20 @@ func DerivedID(f Format, pos Position) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", s[0:4], s[4:6], s[6:8], s[8:10], s[10:16])
 }
 
-// Fluent Commerce orchestration and audit events.
+// derivedIDName is the part of an object name that identifies an export
+// file for DerivedID: its base name without a trailing ".gz".
+func derivedIDName(object string) string {
+	name := object[strings.LastIndexByte(object, '/')+1:]
+	if n := len(name) - len(".gz"); n > 0 && strings.EqualFold(name[n:], ".gz") {
+		name = name[:n]
+	}
+	return name
+}
+
+// Fluent Commerce orchestration and audit events. "name" (the event,
+// ruleset, rule or action name users route on; may be null) becomes Name.
 var fluentEvent = &objectMap{
-	fields: fieldMap{{"id", fID}, {"type", fType}, {"accountId", fTenant}, {"category", fCategory}, {"generatedOn", fTime}},
+	fields: fieldMap{{"id", fID}, {"name", fName}, {"type", fType}, {"accountId", fTenant}, {"category", fCategory}, {"generatedOn", fTime}},
 	nested: []nestedObject{{"context", &objectMap{fields: fieldMap{{"rootEntityType", fA}, {"rootEntityId", fB}, {"rootEntityRef", fC}, {"entityType", fD}, {"entityId", fE}}}}},
 }
 

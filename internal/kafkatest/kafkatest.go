@@ -187,6 +187,38 @@ func Kcat(t testing.TB, addrs []string, topic string) []Record {
 	return recs
 }
 
+// KcatValues reads every record of topic with kcat and returns the values
+// exactly as stored, by partition and offset. Unlike Kcat (-J, where values
+// pass through kcat's JSON string encoding), the payload bytes are printed
+// unchanged after their length, so a byte-for-byte comparison is honest.
+func KcatValues(t testing.TB, addrs []string, topic string) map[[2]int64][]byte {
+	t.Helper()
+	bin := KcatPath(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-C", "-b", addrs[0], "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%p %o %S\n%s")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kcat: %v", err)
+	}
+	vals := map[[2]int64][]byte{}
+	for len(out) > 0 {
+		head, rest, ok := bytes.Cut(out, []byte("\n"))
+		var p, o, n int64
+		if _, err := fmt.Sscanf(string(head), "%d %d %d", &p, &o, &n); !ok || err != nil || n > int64(len(rest)) {
+			t.Fatalf("parsing kcat output at %q: %v", head, err)
+		}
+		if n < 0 {
+			vals[[2]int64{p, o}] = nil
+			n = 0
+		} else {
+			vals[[2]int64{p, o}] = rest[:n:n]
+		}
+		out = rest[n:]
+	}
+	return vals
+}
+
 // Murmur2Partition is the Java client's default partitioner for a keyed
 // record, written from the Java source so tests check it independently.
 func Murmur2Partition(key []byte, partitions int) int32 {

@@ -22,7 +22,8 @@ import (
 type KafkaConfig struct {
 	// Brokers are the bootstrap addresses (host:port). Required.
 	Brokers []string `yaml:"brokers"`
-	// Topic is a topic or a template over event fields, e.g.
+	// Topic is a topic or a template over event fields ({source}, {type},
+	// {name}, {tenant}, {category}; see Router), e.g.
 	// "events.{source}.{category}". Default "events.{source}".
 	Topic string `yaml:"topic"`
 	// FallbackTopic receives events for which the template has an empty

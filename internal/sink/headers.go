@@ -10,8 +10,12 @@ import (
 // Header names of the Kafka message contract (see README.md). They change
 // only deliberately: downstream teams filter and trace on them.
 const (
-	HeaderEventID    = "event-id"
-	HeaderEventType  = "event-type"
+	HeaderEventID   = "event-id"
+	HeaderEventType = "event-type"
+	// HeaderName is the vendor's event name (Fluent Commerce "name", see
+	// envelope.Event.Name); omitted when empty, so messages of the other
+	// sources do not change.
+	HeaderName       = "event-name"
 	HeaderSource     = "event-source"
 	HeaderTenant     = "event-tenant"
 	HeaderCategory   = "event-category"
@@ -31,8 +35,8 @@ const (
 // one allocation.
 func eventHeaders(dst []kafka.Header, e *envelope.Event) []kafka.Header {
 	pos := e.Pos.String()
-	buf := make([]byte, 0, len(e.ID)+len(e.Type)+len(e.Source)+len(e.Tenant)+len(e.Category)+len(pos)+32)
-	var spans [7][2]int
+	buf := make([]byte, 0, len(e.ID)+len(e.Type)+len(e.Name)+len(e.Source)+len(e.Tenant)+len(e.Category)+len(pos)+32)
+	var spans [8][2]int
 	add := func(i int, s string) {
 		start := len(buf)
 		buf = append(buf, s...)
@@ -47,10 +51,11 @@ func eventHeaders(dst []kafka.Header, e *envelope.Event) []kafka.Header {
 	buf = e.OccurredAt.UTC().AppendFormat(buf, envelope.TimeLayout)
 	spans[5] = [2]int{start, len(buf)}
 	add(6, pos)
-	names := [7]string{HeaderEventID, HeaderEventType, HeaderSource, HeaderTenant, HeaderCategory, HeaderOccurredAt, HeaderPosition}
+	add(7, e.Name)
+	names := [8]string{HeaderEventID, HeaderEventType, HeaderSource, HeaderTenant, HeaderCategory, HeaderOccurredAt, HeaderPosition, HeaderName}
 	for i, n := range names {
-		if spans[i][0] == spans[i][1] && (i == 3 || i == 4) {
-			continue // tenant and category are omitted when empty
+		if spans[i][0] == spans[i][1] && (i == 3 || i == 4 || i == 7) {
+			continue // tenant, category and name are omitted when empty
 		}
 		dst = append(dst, kafka.Header{Key: n, Value: buf[spans[i][0]:spans[i][1]:spans[i][1]]})
 	}

@@ -26,7 +26,7 @@ func (k *Kafka) appendEvent(msgs []pending, e *envelope.Event, b *Batch) []pendi
 		Topic:   k.router.Topic(e),
 		Key:     []byte(e.Key),
 		Value:   e.Raw,
-		Headers: eventHeaders(make([]kafka.Header, 0, 7), e),
+		Headers: eventHeaders(make([]kafka.Header, 0, 8), e),
 	}
 	if size := messageSize(&m); size > k.cfg.MaxMessageBytes {
 		b.Dead = append(b.Dead, DeadLetter{Format: e.Source, Kind: string(envelope.KindTooLarge),

@@ -8,8 +8,8 @@ import (
 )
 
 // Router picks a topic per event from a template such as
-// "events.{source}.{category}". Placeholders: {source}, {type}, {tenant},
-// {category}. When a placeholder is empty for an event the fallback topic
+// "events.{source}.{category}". Placeholders: {source}, {type}, {name},
+// {tenant}, {category}. When a placeholder is empty for an event the fallback topic
 // is used. Characters Kafka does not allow in topic names become '_'.
 type Router struct {
 	parts    []routePart
@@ -22,7 +22,7 @@ type routePart struct {
 	field string // "" for a literal
 }
 
-var routeFields = map[string]bool{"source": true, "type": true, "tenant": true, "category": true}
+var routeFields = map[string]bool{"source": true, "type": true, "name": true, "tenant": true, "category": true}
 
 // NewRouter parses a topic template.
 func NewRouter(template, fallback string) (*Router, error) {
@@ -43,7 +43,7 @@ func NewRouter(template, fallback string) (*Router, error) {
 		}
 		field := rest[i+1 : i+j]
 		if !routeFields[field] {
-			return nil, fmt.Errorf("unknown placeholder {%s} in topic template %q (want {source}, {type}, {tenant} or {category})", field, template)
+			return nil, fmt.Errorf("unknown placeholder {%s} in topic template %q (want {source}, {type}, {name}, {tenant} or {category})", field, template)
 		}
 		r.parts = append(r.parts, routePart{field: field})
 		r.static = false
@@ -96,6 +96,8 @@ func fieldValue(e *envelope.Event, f string) string {
 		return string(e.Source)
 	case "type":
 		return e.Type
+	case "name":
+		return e.Name
 	case "tenant":
 		return e.Tenant
 	default:

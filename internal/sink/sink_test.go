@@ -15,6 +15,7 @@ import (
 func TestRouter(t *testing.T) {
 	ev := &envelope.Event{Source: envelope.FormatOneWelcome, Type: "UserSignedInEvent", Tenant: "50a7/dbf5", Category: "public"}
 	noCat := &envelope.Event{Source: envelope.FormatFulfillmenttools, Type: "order-created_event-v1"}
+	named := &envelope.Event{Source: envelope.FormatFluent, Type: "ORCHESTRATION_AUDIT", Name: "Send Event", Category: "ACTION"}
 	tests := []struct {
 		template string
 		ev       *envelope.Event
@@ -27,6 +28,10 @@ func TestRouter(t *testing.T) {
 		{"events.{source}.{category}", noCat, "fallback", ""},
 		{"tenant-{tenant}", ev, "tenant-50a7_dbf5", ""},
 		{"{type}", noCat, "order-created_event-v1", ""},
+		{"fluent.{name}", named, "fluent.Send_Event", ""},
+		{"events.{source}.{category}.{name}", named, "events.fluent.ACTION.Send_Event", ""},
+		{"fluent.{name}", noCat, "fallback", ""},
+		{"fluent.{name}", ev, "fallback", ""},
 		{"events.{nope}", ev, "", "unknown placeholder {nope}"},
 		{"events.{source", ev, "", "unclosed"},
 		{"bad topic", ev, "", "not a valid Kafka topic"},
@@ -136,7 +141,13 @@ func TestHeadersContract(t *testing.T) {
 		}
 	}
 	if got := eventHeaders(nil, &envelope.Event{ID: "x"}); len(got) != 5 {
-		t.Errorf("empty tenant and category should be omitted, got %d headers", len(got))
+		t.Errorf("empty tenant, category and name should be omitted, got %d headers", len(got))
+	}
+	// Fluent's event name is a header of its own, after the others.
+	fluent := envelope.Event{ID: "faac8262", Type: "ORCHESTRATION_AUDIT", Name: "Send Event", Source: envelope.FormatFluent}
+	h := eventHeaders(nil, &fluent)
+	if last := h[len(h)-1]; len(h) != 6 || last.Key != "event-name" || string(last.Value) != "Send Event" {
+		t.Errorf("fluent headers %v, want event-name: Send Event", h)
 	}
 }
 
