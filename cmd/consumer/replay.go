@@ -51,13 +51,13 @@ Examples:
   consumer replay --dry-run ./exports
   consumer replay --sink stdout ./exports | jq .type
 
-Exit codes: 0 everything replayed (or a rerun found every object already
-done), 1 nothing to replay (no object matched the layout and window, or none
-of the objects read held an event in the window: the message names each URL,
-its layout and the window), an object could not be read to its end (the
-others were replayed) or the run failed, 2 usage or configuration error
-(including a fulfillmenttools export with no tenant), 3 AWS refused the
-credentials.
+Exit codes: 0 everything replayed (a rerun of a finished replay too);
+1 "nothing to replay": no object matched the layout and window, or the
+objects read held no event in the window and no earlier run (per the state)
+delivered any; the message names each URL, its layout and the window. Also 1
+when an object could not be read to its end (the others were replayed) or the
+run failed; 2 usage or configuration error (including a fulfillmenttools
+export with no tenant); 3 AWS refused the credentials.
 
 Flags:
 `

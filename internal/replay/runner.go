@@ -92,18 +92,7 @@ type job struct {
 // ends; the state then holds what was acknowledged.
 func (r *Runner) Run(ctx context.Context, sources []Source) (Summary, error) {
 	start := time.Now()
-	var jobs []job
-	for _, src := range sources {
-		for _, o := range src.Objects {
-			tenant := src.Tenant
-			if tenant == "" {
-				tenant = r.opts.Tenant
-			}
-			jobs = append(jobs, job{store: src.Store, obj: o, format: src.Format, tenant: tenant})
-			r.Progress.bytesTotal.Add(o.Size)
-		}
-	}
-	r.Progress.objectsTotal.Store(int64(len(jobs)))
+	jobs := r.jobs(sources)
 	var sum Summary
 	var mu sync.Mutex
 	next := make(chan job)
@@ -155,6 +144,24 @@ feed:
 		return sum, fmt.Errorf("%d object(s) could not be read to the end: %v", sum.Failed, sum.Failures)
 	}
 	return sum, nil
+}
+
+// jobs lists the objects of sources, each with its tenant, and counts
+// them into the progress.
+func (r *Runner) jobs(sources []Source) []job {
+	var jobs []job
+	for _, src := range sources {
+		tenant := src.Tenant
+		if tenant == "" {
+			tenant = r.opts.Tenant
+		}
+		for _, o := range src.Objects {
+			jobs = append(jobs, job{store: src.Store, obj: o, format: src.Format, tenant: tenant})
+			r.Progress.bytesTotal.Add(o.Size)
+		}
+	}
+	r.Progress.objectsTotal.Store(int64(len(jobs)))
+	return jobs
 }
 
 // object replays one object, resuming after what the state says was
