@@ -23,6 +23,7 @@ type backfill struct {
 	url     string
 	from    string
 	overlap time.Duration
+	getenv  func(string) string // for the replay state directory
 }
 
 func (b backfill) validate() error {
@@ -55,8 +56,15 @@ func (b backfill) run(ctx context.Context, cfg config.Config, clients kin.Client
 	from, _ := replay.ParseTime(b.from)
 	log.Info().Str("source", b.url).Time("from", from).Msg("backfilling before following the stream")
 	ov := replay.NewOverlap(2 * b.overlap)
-	f := replayFlags{layout: "auto", format: "auto", concurrency: 4, maxEvent: envelope.DefaultMaxEventSize, maxRecord: envelope.DefaultMaxRecordSize}
-	sum, err := replayRun(ctx, f, []string{b.url}, replay.Window{From: from}, cfg.AWS.Config, cfg.AWS.ReplayRole, ov.Recording(s), io, log, reg)
+	f := replayFlags{layout: "auto", format: "auto", lateness: "auto", concurrency: 4, maxEvent: envelope.DefaultMaxEventSize, maxRecord: envelope.DefaultMaxRecordSize}
+	env := replayEnv{aws: cfg.AWS.Config, role: cfg.AWS.ReplayRole, io: io, log: log, reg: reg, getenv: b.getenv}
+	sum, err := replayRun(ctx, f, []string{b.url}, replay.Window{From: from}, ov.Recording(s), env)
+	var nothing *nothingToReplay
+	if errors.As(err, &nothing) {
+		// An export with nothing after --backfill-from is no reason not to follow the stream.
+		log.Warn().Err(err).Str("source", b.url).Msg("nothing to backfill; following the stream from --backfill-from")
+		err = nil
+	}
 	if err != nil {
 		return fmt.Errorf("backfill from %s: %w (rerun to resume it)", b.url, err)
 	}

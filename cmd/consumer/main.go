@@ -103,7 +103,7 @@ Commands:
 	fmt.Fprint(w, `
 Run 'consumer help <command>' for a command's flags and examples.
 
-Exit codes: 0 success, 1 some input was bad or the run failed, 2 usage or configuration error,
-3 AWS credentials refused, 4 a Kafka topic is missing and could not be created.
+Exit codes: 0 success, 1 some input was bad, nothing to replay, or the run failed, 2 usage or
+configuration error, 3 AWS credentials refused, 4 a Kafka topic is missing and could not be created.
 `)
 }

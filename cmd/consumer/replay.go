@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,27 +23,43 @@ Replays historical exports through the same pipeline as the live stream, so a
 replayed event becomes the same Kafka message as the live one (only the
 source-position header differs). URL is s3://bucket/prefix, gs://bucket/prefix
 or a local directory. The layout is found from the folders (or --layout):
-  firehose  OneWelcome Firehose: [<category>/]YYYY/MM/DD/HH/... (UTC hour);
-            only the hours in the window are listed, widened by one hour
-  daily     fulfillmenttools: YYYY-MM-DD/*.json.gz; only the days in the window
+  firehose  OneWelcome Firehose: [<category>/]YYYY/MM/DD/HH/... (UTC hour of
+            arrival); the hours from one before --from to --lateness past --to
+  daily     fulfillmenttools: YYYY-MM-DD/*.json.gz; the days of the window and
+            --lateness past --to
   infobip   <requestId>-events-<start>-<end>.json.gz, selected by those times
+            (widened by --lateness before <start>)
   flat      every object under the prefix
-Events are kept when --from <= occurred_at < --to. Objects may be gzip or
-plain, JSON lines or concatenated values.
+Events are kept when --from <= occurred_at < --to, so consecutive windows
+([09,11) then [11,13)) deliver exactly what one window [09,13) does, provided
+no event is filed more than --lateness after it occurred.
 
-Progress is kept in a state file after every acknowledged batch: rerun the
-same command to resume an interrupted replay; a finished one is not repeated
-unless --restart is given.
+fulfillmenttools events carry no tenant: it is --tenant, or read from the
+bucket name ({tenant}-{tier}-public-events-export-bucket, optionally ocff-...)
+or, for a directory, from the path component so named (a copy made with
+gsutil cp -r gs://ocff-<tenant>-<tier>-public-events-export-bucket ./). When
+neither gives one, the replay stops (exit 2) rather than guess.
+
+Progress is kept in a state file after every acknowledged batch (--state;
+default in $XDG_STATE_HOME/eventrelay/ or ~/.local/state/eventrelay/): rerun
+the same command to resume an interrupted replay; a finished one is not
+repeated unless --restart is given.
 
 Examples:
   consumer replay --from 2024-02-01 --to 2024-02-03 s3://onewelcome-export/public/
-  consumer replay --tenant acme gs://ocff-acme-prd-public-events-export-bucket/ --from 2024-02-01T00 --to 2024-02-02
+  consumer replay gs://ocff-acme-prd-public-events-export-bucket/ --from 2024-02-01T00 --to 2024-02-02
   consumer replay --dry-run ./exports
   consumer replay --sink stdout ./exports | jq .type
 
-Exit codes: 0 everything replayed, 1 an object could not be read to its end
-(the others were replayed) or the run failed, 2 usage or configuration error,
-3 AWS refused the credentials.
+Exit codes: 0 everything replayed (a rerun of a finished replay too);
+1 "nothing to replay": no object matched the layout and window, or the
+objects read held no event in the window and no earlier run (per the state)
+delivered any; the message names each URL, its layout and the window. Also 1
+when an object could not be read to its end (the others were replayed) or the
+run failed; 2 usage or configuration error (including a fulfillmenttools
+export with no tenant); 3 AWS refused the credentials; 4 a Kafka topic is
+missing and was not created (the state keeps only what was delivered: rerun
+once the topic exists).
 
 Flags:
 `
@@ -55,6 +69,7 @@ type replayFlags struct {
 	from, to            string
 	layout, format      string
 	tenant, stateFile   string
+	lateness            string
 	concurrency         int
 	rate                float64
 	restart, dryRun     bool
@@ -71,10 +86,11 @@ func runReplay(ctx context.Context, args []string, io stdio, getenv func(string)
 	fs.StringVar(&f.to, "to", "", "keep events before this time (UTC)")
 	fs.StringVar(&f.layout, "layout", "auto", "auto, firehose, daily, infobip or flat")
 	fs.StringVar(&f.format, "format", "auto", "event format; auto takes the layout's (onewelcome, fulfillmenttools, infobip) or sniffs each record")
-	fs.StringVar(&f.tenant, "tenant", "", "tenant for exports whose events carry none (default: from a fulfillmenttools bucket name)")
+	fs.StringVar(&f.tenant, "tenant", "", "tenant for exports whose events carry none (default: from a fulfillmenttools bucket name or a path component so named; required for fulfillmenttools otherwise)")
+	fs.StringVar(&f.lateness, "lateness", "auto", "how long after an event occurred it may be filed under a later folder; auto: the layout's (firehose 1h, daily 24h, infobip 1h)")
 	fs.IntVar(&f.concurrency, "concurrency", 4, "objects read at once")
 	fs.Float64Var(&f.rate, "rate", 0, "most events per second (0: no limit), so a backfill does not starve live consumers")
-	fs.StringVar(&f.stateFile, "state", "", "progress file (default .eventrelay-replay-<hash of URLs and window>.json)")
+	fs.StringVar(&f.stateFile, "state", "", "progress file (default $XDG_STATE_HOME/eventrelay/replay-<hash of URLs and window>.json, or under ~/.local/state/eventrelay/)")
 	fs.BoolVar(&f.restart, "restart", false, "ignore earlier progress and replay everything again")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "list the objects that would be read, and stop")
 	fs.StringVar(&f.gcsKeyFile, "gcs-key-file", getenv("GOOGLE_APPLICATION_CREDENTIALS"), "GCS service-account key file (default: application default credentials)")
@@ -123,6 +139,9 @@ func replayCmd(ctx context.Context, f replayFlags, urls []string, io stdio, gete
 	if _, err := envelope.ParseFormat(f.format); err != nil {
 		return &configError{fmt.Errorf("--format: %w", err)}
 	}
+	if _, err := parseLateness(f.lateness); err != nil {
+		return &configError{fmt.Errorf("--lateness: %w", err)}
+	}
 	cfg, err := f.common.load(getenv)
 	if err == nil && !f.dryRun {
 		err = cfg.Validate()
@@ -134,8 +153,9 @@ func replayCmd(ctx context.Context, f replayFlags, urls []string, io stdio, gete
 	if err != nil {
 		return &configError{err}
 	}
+	env := replayEnv{aws: cfg.AWS.Config, role: cfg.AWS.ReplayRole, io: io, log: log, getenv: getenv}
 	if f.dryRun {
-		_, err := planReplay(ctx, f, urls, w, cfg.AWS.Config, cfg.AWS.ReplayRole, io, log)
+		_, err := planReplay(ctx, f, urls, w, env)
 		return err
 	}
 	srv, err := startOps(ctx, cfg, "", log)
@@ -148,87 +168,60 @@ func replayCmd(ctx context.Context, f replayFlags, urls []string, io stdio, gete
 	}
 	defer s.Close()
 	srv.SetReady(func() error { return nil })
-	_, err = replayRun(ctx, f, urls, w, cfg.AWS.Config, cfg.AWS.ReplayRole, s, io, log, srv.Registry())
+	env.reg = srv.Registry()
+	_, err = replayRun(ctx, f, urls, w, s, env)
 	return err
 }
 
-// planReplay plans every URL; with f.dryRun it prints the plan.
-func planReplay(ctx context.Context, f replayFlags, urls []string, w replay.Window, awsCfg assumerole.Config, role assumerole.Role, io stdio, log zerolog.Logger) ([]replay.Source, error) {
-	layout, _ := replay.ParseLayout(f.layout)
-	format, _ := envelope.ParseFormat(f.format)
-	var sources []replay.Source
-	for _, u := range urls {
-		loc, err := replay.ParseLocation(u)
-		if err != nil {
-			return nil, &configError{err}
-		}
-		store, err := openStore(ctx, loc, awsCfg, role, f.gcsKeyFile)
-		if err != nil {
-			return nil, err
-		}
-		found, objs, err := replay.Plan(ctx, store, loc.Prefix, layout, w)
-		if err != nil {
-			return nil, fmt.Errorf("planning %s: %w", loc, err)
-		}
-		fmtFor := format
-		if fmtFor == envelope.FormatAuto {
-			fmtFor = found.DefaultFormat()
-		}
-		var size int64
-		for _, o := range objs {
-			size += o.Size
-		}
-		log.Info().Str("source", loc.String()).Str("layout", string(found)).Str("format", string(fmtFor)).Int("objects", len(objs)).Int64("bytes", size).Msg("planned")
-		if f.dryRun {
-			fmt.Fprintf(io.out, "# %s: layout %s, format %s, %d objects, %d bytes\n", loc, found, fmtFor, len(objs), size)
-			for _, o := range objs {
-				fmt.Fprintf(io.out, "%s/%s\t%d\n", store.Name(), o.Key, o.Size)
-			}
-		}
-		sources = append(sources, replay.Source{Store: store, Objects: objs, Format: fmtFor, Bucket: loc.Bucket})
-	}
-	return sources, nil
+// replayEnv is what a replay takes from its process.
+type replayEnv struct {
+	aws    assumerole.Config
+	role   assumerole.Role
+	io     stdio
+	log    zerolog.Logger
+	reg    prometheus.Registerer
+	getenv func(string) string
 }
 
 // replayRun plans and replays urls into s, keeping progress in the state
-// file, and logs a summary.
-func replayRun(ctx context.Context, f replayFlags, urls []string, w replay.Window, awsCfg assumerole.Config, role assumerole.Role, s sink.Sink, io stdio, log zerolog.Logger, reg prometheus.Registerer) (replay.Summary, error) {
-	sources, err := planReplay(ctx, f, urls, w, awsCfg, role, io, log)
+// file, and logs a summary. It returns a *nothingToReplay when nothing
+// matched: no object, or objects with no event in the window, unless the
+// state says an earlier run delivered from them (a finished replay rerun
+// succeeds; an empty one fails again).
+func replayRun(ctx context.Context, f replayFlags, urls []string, w replay.Window, s sink.Sink, env replayEnv) (replay.Summary, error) {
+	plan, err := planReplay(ctx, f, urls, w, env)
 	if err != nil {
 		return replay.Summary{}, err
 	}
-	tenant := f.tenant
-	for _, src := range sources {
-		if tenant == "" {
-			tenant = replay.TenantFromBucket(src.Bucket)
-		}
+	statePath, err := replayStatePath(f.stateFile, plan.where, w, env.getenv)
+	if err != nil {
+		return replay.Summary{}, err
 	}
-	statePath := f.stateFile
-	if statePath == "" {
-		h := sha1.Sum([]byte(strings.Join(urls, "\n") + "|" + w.From.String() + "|" + w.To.String()))
-		statePath = ".eventrelay-replay-" + hex.EncodeToString(h[:6]) + ".json"
-	}
-	state, err := replay.LoadState(statePath, urls, w, f.restart)
+	env.log.Info().Str("state", statePath).Bool("restart", f.restart).Msg("replay state")
+	state, err := replay.LoadState(statePath, plan.where, w, f.restart)
 	if err != nil {
 		return replay.Summary{}, &configError{err}
 	}
-	r := replay.NewRunner(replay.Options{Window: w, Tenant: tenant, Concurrency: f.concurrency, RateLimit: f.rate,
-		MaxEventSize: f.maxEvent, MaxRecordSize: f.maxRecord}, s, state, log)
-	r.Progress.Register(reg)
+	r := replay.NewRunner(replay.Options{Window: w, Tenant: f.tenant, Concurrency: f.concurrency, RateLimit: f.rate,
+		MaxEventSize: f.maxEvent, MaxRecordSize: f.maxRecord}, s, state, env.log)
+	r.Progress.Register(env.reg)
 	progCtx, stopProg := context.WithCancel(ctx)
 	tty := false
-	if fd, ok := io.err.(*os.File); ok {
+	if fd, ok := env.io.err.(*os.File); ok {
 		tty = isatty.IsTerminal(fd.Fd())
 	}
 	done := make(chan struct{})
 	go func() {
-		r.Progress.Report(progCtx, io.err, tty, log)
+		r.Progress.Report(progCtx, env.io.err, tty, env.log)
 		close(done)
 	}()
-	sum, runErr := r.Run(ctx, sources)
+	sum, runErr := r.Run(ctx, plan.sources)
 	stopProg()
 	<-done
-	logSummary(log, sum, statePath)
+	logSummary(env.log, sum, statePath)
+	if runErr == nil && sum.Events == 0 && sum.Dead == 0 && sum.Earlier == 0 {
+		return sum, &nothingToReplay{fmt.Sprintf("%d object(s) read, none held an event in the window %s (%s)", sum.Objects, w, strings.Join(plan.found, "; "))}
+	}
 	return sum, runErr
 }
 

@@ -102,7 +102,7 @@ func TestReplayCommand(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "2024-02-02", "000000000000.json"), []byte(line("c", "2024-02-02T01:00:00Z")), 0o644)
 	state := filepath.Join(t.TempDir(), "s.json")
 
-	code, out, stderr := runCLI(t, "", "replay", "--dry-run", dir, "--from", "2024-02-02", "--http-addr", "off")
+	code, out, stderr := runCLI(t, "", "replay", "--dry-run", dir, "--from", "2024-02-02", "--tenant", "acme", "--http-addr", "off")
 	if code != exitOK || !strings.Contains(out, "layout daily") || !strings.Contains(out, "2024-02-02/000000000000.json") || strings.Contains(out, "2024-02-01/") {
 		t.Errorf("dry run: exit %d\n%s\n%s", code, out, stderr)
 	}
@@ -121,7 +121,7 @@ func TestReplayCommand(t *testing.T) {
 	}
 	z := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
 	os.WriteFile(filepath.Join(dir, "2024-02-02", "000000000001.json.gz"), z, 0o644)
-	if code, _, stderr := runCLI(t, "", "replay", dir, "--sink", "stdout", "--restart", "--state", state, "--http-addr", "off"); code != exitBadInput || !strings.Contains(stderr, "000000000001.json.gz") {
+	if code, _, stderr := runCLI(t, "", "replay", dir, "--sink", "stdout", "--tenant", "acme", "--restart", "--state", state, "--http-addr", "off"); code != exitBadInput || !strings.Contains(stderr, "000000000001.json.gz") {
 		t.Errorf("corrupt object: exit %d, stderr %s", code, stderr)
 	}
 }
@@ -159,8 +159,9 @@ func TestBackfillThenFollow(t *testing.T) {
 		}
 	}
 	cmd := exec.Command(bin, "stream", "--backfill", dir, "--backfill-from", t0.Add(-time.Hour).Format(time.RFC3339), "--backfill-overlap", "10m")
-	cmd.Dir = t.TempDir() // the backfill's state file lands here
+	cmd.Dir = t.TempDir()
 	cmd.Env = append(append(os.Environ(), st.Env(st.ExternalID)...), "EVENTRELAY_SOURCE_KINESIS_STREAM=bf",
+		"XDG_STATE_HOME="+t.TempDir(), // the backfill's state file lands here, not in the real home
 		"EVENTRELAY_SOURCE_KINESIS_SHARD_SYNC_INTERVAL=300ms", "EVENTRELAY_SINK_KAFKA_BROKERS="+kc.Addrs[0],
 		"EVENTRELAY_HTTP_ADDR=off", "EVENTRELAY_LOG_FORMAT=json")
 	var logs syncBuf

@@ -262,7 +262,7 @@ func TestReplayMetricsWhileRunning(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "part.json"), []byte(b.String()), 0o644)
 	port := testnet.FreePorts(t, 1)[0]
-	cmd := exec.Command(bin, "replay", dir, "--sink", "stdout", "--format", "fulfillmenttools", "--rate", "100",
+	cmd := exec.Command(bin, "replay", dir, "--sink", "stdout", "--format", "fulfillmenttools", "--tenant", "acme", "--rate", "100",
 		"--http-addr", "127.0.0.1:"+strconv.Itoa(port), "--state", filepath.Join(t.TempDir(), "s.json"))
 	cmd.Stdout = io.Discard
 	if err := cmd.Start(); err != nil {

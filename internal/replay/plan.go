@@ -59,9 +59,59 @@ func (w Window) Contains(t time.Time) bool {
 	return (w.From.IsZero() || !t.Before(w.From)) && (w.To.IsZero() || t.Before(w.To))
 }
 
-// overlaps reports whether [start, end] meets the window.
-func (w Window) overlaps(start, end time.Time) bool {
-	return (w.To.IsZero() || start.Before(w.To)) && (w.From.IsZero() || !end.Before(w.From))
+// meets reports whether the half-open range [start, end) meets the window.
+func (w Window) meets(start, end time.Time) bool {
+	return (w.To.IsZero() || start.Before(w.To)) && (w.From.IsZero() || end.After(w.From))
+}
+
+func (w Window) String() string {
+	b := func(t time.Time) string {
+		if t.IsZero() {
+			return "open"
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	return "[" + b(w.From) + ", " + b(w.To) + ")"
+}
+
+// AutoLateness asks Plan for the layout's DefaultLateness.
+const AutoLateness time.Duration = -1
+
+// DefaultLateness is how long after an event occurred its object may still
+// be filed under a later folder (or a later export's name range):
+//   - firehose 1h: Firehose files an object under the UTC hour its oldest
+//     record arrived, so an event of 10:59:59.8 can sit in the 11/ folder;
+//   - daily 24h: likewise an event created at 23:59:59.9 can land in the
+//     next day's folder;
+//   - infobip 1h: the vendor does not say whether a name's range is the
+//     events' time or their processing time, so be lenient;
+//   - flat 0: every object is read anyway.
+func (l Layout) DefaultLateness() time.Duration {
+	switch l {
+	case LayoutFirehose, LayoutInfobip:
+		return time.Hour
+	case LayoutDaily:
+		return 24 * time.Hour
+	}
+	return 0
+}
+
+// hourHolds is the range of occurred_at a Firehose hour folder may hold:
+// from late before the hour (events filed late) to the end of the next
+// hour (a file opened in the hour buffers records arriving after it).
+func hourHolds(h time.Time, late time.Duration) (time.Time, time.Time) {
+	return h.Add(-late), h.Add(2 * time.Hour)
+}
+
+// dayHolds is the range of occurred_at a daily folder may hold.
+func dayHolds(d time.Time, late time.Duration) (time.Time, time.Time) {
+	return d.Add(-late), d.Add(24 * time.Hour)
+}
+
+// exportHolds is the range of occurred_at an Infobip export named for
+// [start, end] (end included) may hold.
+func exportHolds(start, end time.Time, late time.Duration) (time.Time, time.Time) {
+	return start.Add(-late), end.Add(time.Nanosecond)
 }
 
 var (
@@ -74,10 +124,14 @@ var (
 
 // Plan lists the objects a replay of prefix in window must read, and the
 // layout it found (when asked for LayoutAuto). It lists only the folders
-// inside the window: Firehose hours widened by one hour before From (a
-// file sits in the hour of its oldest record), fulfillmenttools days, and
-// Infobip exports whose names' time ranges meet the window.
-func Plan(ctx context.Context, s Store, prefix string, layout Layout, w Window) (Layout, []Object, error) {
+// that may hold events of the window: Firehose hours from one hour before
+// From (a file sits in the hour of its oldest record) to late past To,
+// fulfillmenttools days up to late past To, and Infobip exports whose
+// names' time ranges, widened by late before their start, meet the window.
+// late is how long after an event occurred it may be filed; AutoLateness
+// takes the layout's DefaultLateness. Open windows are widened the same
+// way. The runner then keeps exactly the events with w.Contains(occurred_at).
+func Plan(ctx context.Context, s Store, prefix string, layout Layout, w Window, late time.Duration) (Layout, []Object, error) {
 	if prefix != "" && !strings.HasSuffix(prefix, "/") && !strings.Contains(path.Base(prefix), ".") {
 		prefix += "/"
 	}
@@ -87,20 +141,26 @@ func Plan(ctx context.Context, s Store, prefix string, layout Layout, w Window) 
 			return "", nil, err
 		}
 	}
+	if late < 0 {
+		late = layout.DefaultLateness()
+	}
 	var objs []Object
 	collect := func(o Object) error { objs = append(objs, o); return nil }
 	var err error
 	switch layout {
 	case LayoutFirehose:
-		err = planFirehose(ctx, s, prefix, w, collect)
+		err = planFirehose(ctx, s, prefix, w, late, collect)
 	case LayoutDaily:
-		err = planDaily(ctx, s, prefix, w, collect)
+		err = planDaily(ctx, s, prefix, w, late, collect)
 	case LayoutInfobip:
 		err = s.List(ctx, prefix, func(o Object) error {
-			if start, end, ok := infobipRange(o.Key); ok && !w.overlaps(start, end) {
+			if !infobip.MatchString(path.Base(o.Key)) {
+				return nil // not an export of this layout
+			}
+			if start, end, ok := infobipRange(o.Key); ok && !w.meets(exportHolds(start, end, late)) {
 				return nil
 			}
-			return collect(o)
+			return collect(o) // names whose times do not parse are read
 		})
 	default:
 		err = s.List(ctx, prefix, collect)
@@ -147,7 +207,7 @@ func detect(ctx context.Context, s Store, prefix string) (Layout, error) {
 }
 
 // planFirehose lists <prefix>[<category>/]YYYY/MM/DD/HH/ folders.
-func planFirehose(ctx context.Context, s Store, prefix string, w Window, fn func(Object) error) error {
+func planFirehose(ctx context.Context, s Store, prefix string, w Window, late time.Duration, fn func(Object) error) error {
 	dirs, err := s.Dirs(ctx, prefix)
 	if err != nil {
 		return err
@@ -158,9 +218,11 @@ func planFirehose(ctx context.Context, s Store, prefix string, w Window, fn func
 	}
 	for _, cat := range categories {
 		if w.From.IsZero() || w.To.IsZero() {
-			// Open window: list everything and keep the hours that can hold events in it.
+			// Open window: list everything and keep the hour folders that
+			// may hold events in it (objects outside hour folders are not
+			// of this layout, as with a closed window).
 			err := s.List(ctx, cat, func(o Object) error {
-				if h, ok := hourOf(o.Key); ok && !w.overlaps(h.Add(-time.Hour), h.Add(time.Hour)) {
+				if h, ok := hourOf(o.Key); !ok || !w.meets(hourHolds(h, late)) {
 					return nil
 				}
 				return fn(o)
@@ -170,7 +232,11 @@ func planFirehose(ctx context.Context, s Store, prefix string, w Window, fn func
 			}
 			continue
 		}
-		for h := w.From.UTC().Truncate(time.Hour).Add(-time.Hour); h.Before(w.To); h = h.Add(time.Hour) {
+		end := w.To.Add(late)
+		for h := w.From.UTC().Truncate(time.Hour).Add(-2 * time.Hour); h.Before(end); h = h.Add(time.Hour) {
+			if !w.meets(hourHolds(h, late)) {
+				continue
+			}
 			if err := s.List(ctx, cat+h.Format("2006/01/02/15/"), fn); err != nil {
 				return err
 			}
@@ -180,18 +246,25 @@ func planFirehose(ctx context.Context, s Store, prefix string, w Window, fn func
 }
 
 // planDaily lists <prefix>YYYY-MM-DD/ folders.
-func planDaily(ctx context.Context, s Store, prefix string, w Window, fn func(Object) error) error {
+func planDaily(ctx context.Context, s Store, prefix string, w Window, late time.Duration, fn func(Object) error) error {
 	if w.From.IsZero() || w.To.IsZero() {
 		return s.List(ctx, prefix, func(o Object) error {
-			if m := dayPath.FindStringSubmatch(o.Key); m != nil {
-				if d, err := time.Parse("2006-01-02", m[1]); err == nil && !w.overlaps(d, d.Add(24*time.Hour-time.Nanosecond)) {
-					return nil
-				}
+			m := dayPath.FindStringSubmatch(strings.TrimPrefix(o.Key, prefix))
+			if m == nil {
+				return nil // not in a day folder: not of this layout
+			}
+			if d, err := time.Parse("2006-01-02", m[1]); err != nil || !w.meets(dayHolds(d, late)) {
+				return nil
 			}
 			return fn(o)
 		})
 	}
-	for d := w.From.UTC().Truncate(24 * time.Hour); d.Before(w.To); d = d.Add(24 * time.Hour) {
+	const day = 24 * time.Hour
+	end := w.To.Add(late)
+	for d := w.From.UTC().Truncate(day).Add(-day); d.Before(end); d = d.Add(day) {
+		if !w.meets(dayHolds(d, late)) {
+			continue
+		}
 		if err := s.List(ctx, prefix+d.Format("2006-01-02/"), fn); err != nil {
 			return err
 		}

@@ -184,7 +184,7 @@ func (c *countingStore) Open(ctx context.Context, key string) (io.ReadCloser, er
 func replayInto(t *testing.T, k sink.Sink, store Store, prefix string, layout Layout, w Window, opts Options) (Summary, error) {
 	t.Helper()
 	ctx := context.Background()
-	found, objs, err := Plan(ctx, store, prefix, layout, w)
+	found, objs, err := Plan(ctx, store, prefix, layout, w, AutoLateness)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,9 @@ func head(s []string) []string { return s[:min(5, len(s))] }
 // TestReplayFirehoseWindow replays 2 days x 24 hours of Firehose objects
 // from a directory and from S3: every event in the window reaches Kafka
 // once (read back by kcat), none outside it, and only the hour folders of
-// the window (widened by one hour) are listed.
+// the window are listed, widened by one hour before it (a file sits in the
+// hour of its oldest record) and one after it (the default lateness: a
+// file of the next hour may hold an event of the window's last instants).
 func TestReplayFirehoseWindow(t *testing.T) {
 	x := firehoseExport()
 	w := Window{From: day1.Add(6 * time.Hour), To: day1.Add(42 * time.Hour)}
@@ -255,11 +257,11 @@ func TestReplayFirehoseWindow(t *testing.T) {
 				t.Errorf("summary %+v: want events outside the window filtered and no dead letters", sum)
 			}
 			for _, p := range cs.listed {
-				if h, ok := hourOf(p); ok && (h.Before(w.From.Add(-time.Hour)) || !h.Before(w.To)) {
+				if h, ok := hourOf(p); ok && (h.Before(w.From.Add(-time.Hour)) || h.After(w.To)) {
 					t.Errorf("listed %s, outside the widened window", p)
 				}
 			}
-			if want := 2 * 37; len(cs.listed) != want { // (36 hours + 1 widened) x 2 categories
+			if want := 2 * 38; len(cs.listed) != want { // (36 hours + 2 widened) x 2 categories
 				t.Errorf("listed %d hour prefixes, want %d", len(cs.listed), want)
 			}
 		})
@@ -289,8 +291,8 @@ func fulfillmenttoolsExport(days int) exportSet {
 
 // TestReplayFulfillmenttoolsGCS reads daily folders from fake-gcs-server,
 // half of the objects stored with Content-Encoding: gzip (which GCS would
-// transcode): each is gunzipped exactly once, only the window's days are
-// listed, and the tenant comes from the bucket name.
+// transcode): each is gunzipped exactly once, only the window's days and
+// the next (late files) are listed, and the tenant comes from the bucket name.
 func TestReplayFulfillmenttoolsGCS(t *testing.T) {
 	x := fulfillmenttoolsExport(4)
 	bucket := "ocff-acme-prd-public-events-export-bucket"
@@ -298,12 +300,12 @@ func TestReplayFulfillmenttoolsGCS(t *testing.T) {
 	w := Window{From: day1.Add(30 * time.Hour), To: day1.Add(60 * time.Hour)}
 	c, k := newKafka(t)
 	cs := &countingStore{Store: store}
-	found, objs, err := Plan(context.Background(), cs, "", LayoutAuto, w)
+	found, objs, err := Plan(context.Background(), cs, "", LayoutAuto, w, AutoLateness)
 	if err != nil || found != LayoutDaily {
 		t.Fatalf("plan: layout %s, err %v", found, err)
 	}
-	if len(cs.listed) != 2 || len(objs) != 4 {
-		t.Errorf("listed %v (%d objects), want the 2 days of the window", cs.listed, len(objs))
+	if len(cs.listed) != 3 || len(objs) != 6 {
+		t.Errorf("listed %v (%d objects), want the 2 days of the window and the next", cs.listed, len(objs))
 	}
 	state, _ := LoadState("", nil, w, false)
 	r := NewRunner(Options{Window: w, Tenant: TenantFromBucket(bucket)}, k, state, zerolog.Nop())
@@ -351,7 +353,7 @@ func TestReplayResumesAfterInterruption(t *testing.T) {
 	store := DirStore{Root: writeDir(t, x)}
 	c, k := newKafka(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	_, objs, err := Plan(ctx, store, "public/", LayoutFirehose, Window{})
+	_, objs, err := Plan(ctx, store, "public/", LayoutFirehose, Window{}, AutoLateness)
 	if err != nil {
 		t.Fatal(err)
 	}

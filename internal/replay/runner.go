@@ -23,7 +23,7 @@ type Options struct {
 	// Format of the events; FormatAuto (default) uses the layout's format.
 	Format envelope.Format
 	// Tenant for exports whose events carry none (fulfillmenttools,
-	// Infobip); default derived from a fulfillmenttools bucket name.
+	// Infobip), unless the Source names one. Default none.
 	Tenant string
 	// Concurrency is how many objects are read at once. Default 4.
 	Concurrency int
@@ -41,12 +41,16 @@ type Source struct {
 	Store   Store
 	Objects []Object
 	Format  envelope.Format
-	Bucket  string // for deriving a tenant from the bucket name ("" for directories)
+	// Tenant for this source's events that carry none; default
+	// Options.Tenant. See TenantFromLocation.
+	Tenant string
 }
 
-// Summary is the outcome of a run.
+// Summary is the outcome of a run. Earlier counts the objects earlier runs
+// (recorded in the state) delivered events or dead letters from.
 type Summary struct {
 	Objects, Skipped, Failed int
+	Earlier                  int
 	Events, Dead, Outside    int64
 	Bytes                    int64
 	Elapsed                  time.Duration
@@ -78,6 +82,7 @@ type job struct {
 	store  Store
 	obj    Object
 	format envelope.Format
+	tenant string
 }
 
 // Run reads every object of the sources, Concurrency at a time, each in
@@ -91,14 +96,7 @@ func (r *Runner) Run(parent context.Context, sources []Source) (Summary, error) 
 	// A missing Kafka topic stops every object: no retry can mend it.
 	ctx, stop := context.WithCancelCause(parent)
 	defer stop(nil)
-	var jobs []job
-	for _, src := range sources {
-		for _, o := range src.Objects {
-			jobs = append(jobs, job{store: src.Store, obj: o, format: src.Format})
-			r.Progress.bytesTotal.Add(o.Size)
-		}
-	}
-	r.Progress.objectsTotal.Store(int64(len(jobs)))
+	jobs := r.jobs(sources)
 	var sum Summary
 	var mu sync.Mutex
 	next := make(chan job)
@@ -108,11 +106,15 @@ func (r *Runner) Run(parent context.Context, sources []Source) (Summary, error) 
 		go func() {
 			defer wg.Done()
 			for j := range next {
+				earlier := r.state.Delivered(j.store.Name() + "/" + j.obj.Key)
 				st, skipped, err := r.object(ctx, j)
 				if errors.Is(err, sink.ErrTopicMissing) {
 					stop(err)
 				}
 				mu.Lock()
+				if earlier {
+					sum.Earlier++
+				}
 				sum.Events += st.Events
 				sum.Dead += st.Dead
 				sum.Outside += st.Outside
@@ -154,6 +156,24 @@ feed:
 	return sum, nil
 }
 
+// jobs lists the objects of sources, each with its tenant, and counts
+// them into the progress.
+func (r *Runner) jobs(sources []Source) []job {
+	var jobs []job
+	for _, src := range sources {
+		tenant := src.Tenant
+		if tenant == "" {
+			tenant = r.opts.Tenant
+		}
+		for _, o := range src.Objects {
+			jobs = append(jobs, job{store: src.Store, obj: o, format: src.Format, tenant: tenant})
+			r.Progress.bytesTotal.Add(o.Size)
+		}
+	}
+	r.Progress.objectsTotal.Store(int64(len(jobs)))
+	return jobs
+}
+
 // object replays one object, resuming after what the state says was
 // acknowledged, and records its progress after every delivered batch.
 func (r *Runner) object(ctx context.Context, j job) (st ObjectStats, skipped bool, err error) {
@@ -164,7 +184,7 @@ func (r *Runner) object(ctx context.Context, j job) (st ObjectStats, skipped boo
 		return st, true, nil
 	}
 	log := r.log.With().Str("object", id).Logger()
-	dec, err := envelope.NewDecoder(envelope.Options{Format: j.format, Tenant: r.opts.Tenant, MaxEventSize: r.opts.MaxEventSize})
+	dec, err := envelope.NewDecoder(envelope.Options{Format: j.format, Tenant: j.tenant, MaxEventSize: r.opts.MaxEventSize})
 	if err != nil {
 		return st, false, err
 	}

@@ -85,6 +85,18 @@ func (s *State) Resume(obj string) (done bool, offset int64) {
 	return false, s.d.InProgress[obj]
 }
 
+// Delivered reports whether earlier runs delivered anything from obj: it
+// was completed with events or dead letters, or acknowledged up to an
+// offset (progress is recorded only after a delivered batch).
+func (s *State) Delivered(obj string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.d.Completed[obj]; ok {
+		return st.Events+st.Dead > 0
+	}
+	return s.d.InProgress[obj] > 0
+}
+
 // Progress records that everything before offset in obj was acknowledged.
 func (s *State) Progress(obj string, offset int64) error {
 	s.mu.Lock()

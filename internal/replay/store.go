@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -75,4 +76,31 @@ func (l Location) String() string {
 		return l.Bucket
 	}
 	return l.Scheme + "://" + l.Bucket + "/" + l.Prefix
+}
+
+// TenantFromLocation finds the fulfillmenttools tenant of a replay
+// location, or "" when nothing is named like the export bucket
+// ({tenant}-{tier}-public-events-export-bucket, optionally prefixed
+// ocff- as in the vendor's gsutil example). For gs:// and s3:// it reads
+// the bucket name; for a directory, the path components of its absolute
+// path, nearest first, so a copy made with the vendor's
+// `gsutil cp -r gs://ocff-<tenant>-<tier>-public-events-export-bucket ./`
+// is found however the path is spelled (relative, absolute, ".", a
+// trailing slash, or a day folder inside it).
+func TenantFromLocation(loc Location) (string, error) {
+	if loc.Scheme != "file" {
+		return TenantFromBucket(loc.Bucket), nil
+	}
+	abs, err := filepath.Abs(loc.Bucket)
+	if err != nil {
+		return "", fmt.Errorf("resolving %s: %w", loc.Bucket, err)
+	}
+	for dir := abs; ; dir = filepath.Dir(dir) {
+		if t := TenantFromBucket(filepath.Base(dir)); t != "" {
+			return t, nil
+		}
+		if filepath.Dir(dir) == dir {
+			return "", nil
+		}
+	}
 }
