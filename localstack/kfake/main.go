@@ -18,11 +18,17 @@ import (
 func main() {
 	port := flag.Int("port", 9092, "port on 127.0.0.1")
 	partitions := flag.Int("partitions", 4, "partitions of the seeded topics")
-	topics := flag.String("topics", "events.onewelcome,events.fulfillmenttools,events.infobip,events.fluent,events.akeneo-logs,events.dlq,events", "comma-separated topics to create")
+	topics := flag.String("topics", "events.onewelcome,events.fulfillmenttools,events.infobip,events.fluent,events.akeneo-logs,events.dlq,events", "comma-separated topics to create (\"\" for none)")
 	dataDir := flag.String("data-dir", "", "keep data across restarts in this directory")
+	autoCreate := flag.Bool("auto-create", true, "create topics clients ask for (Kafka's auto.create.topics.enable)")
 	flag.Parse()
-	opts := []kfake.Opt{kfake.Ports(*port), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(*partitions),
-		kfake.SeedTopics(int32(*partitions), strings.Split(*topics, ",")...)}
+	opts := []kfake.Opt{kfake.Ports(*port), kfake.DefaultNumPartitions(*partitions)}
+	if *autoCreate {
+		opts = append(opts, kfake.AllowAutoTopicCreation())
+	}
+	if *topics != "" {
+		opts = append(opts, kfake.SeedTopics(int32(*partitions), strings.Split(*topics, ",")...))
+	}
 	if *dataDir != "" {
 		opts = append(opts, kfake.DataDir(*dataDir))
 	}
