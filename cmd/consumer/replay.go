@@ -10,6 +10,7 @@ import (
 
 	"github.com/eventrelay/eventrelay/internal/assumerole"
 	"github.com/eventrelay/eventrelay/internal/envelope"
+	"github.com/eventrelay/eventrelay/internal/pipeline"
 	"github.com/eventrelay/eventrelay/internal/replay"
 	"github.com/eventrelay/eventrelay/internal/sink"
 	"github.com/mattn/go-isatty"
@@ -205,6 +206,7 @@ func replayRun(ctx context.Context, f replayFlags, urls []string, w replay.Windo
 	r := replay.NewRunner(replay.Options{Window: w, Tenant: f.tenant, Concurrency: f.concurrency, RateLimit: f.rate,
 		MaxEventSize: f.maxEvent, MaxRecordSize: f.maxRecord}, s, state, env.log)
 	r.Progress.Register(env.reg)
+	r.Metrics = pipeline.NewMetrics(env.reg)
 	progCtx, stopProg := context.WithCancel(ctx)
 	tty := false
 	if fd, ok := env.io.err.(*os.File); ok {

@@ -11,7 +11,6 @@ import (
 type metrics struct {
 	records        prometheus.Counter
 	events         prometheus.Counter
-	decodeErrors   *prometheus.CounterVec
 	checkpoints    prometheus.Counter
 	behind         *prometheus.GaugeVec
 	leases         prometheus.Gauge
@@ -21,11 +20,8 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		records: prometheus.NewCounter(prometheus.CounterOpts{Name: "eventrelay_kinesis_records_total", Help: "Kinesis records delivered and checkpointed."}),
-		events:  prometheus.NewCounter(prometheus.CounterOpts{Name: "eventrelay_kinesis_events_total", Help: "Events delivered from Kinesis records."}),
-		decodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eventrelay_kinesis_decode_errors_total", Help: "Records or events that failed to decode (sent to the DLQ), by kind.",
-		}, []string{"kind"}),
+		records:     prometheus.NewCounter(prometheus.CounterOpts{Name: "eventrelay_kinesis_records_total", Help: "Kinesis records delivered and checkpointed."}),
+		events:      prometheus.NewCounter(prometheus.CounterOpts{Name: "eventrelay_kinesis_events_total", Help: "Events delivered from Kinesis records."}),
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "eventrelay_kinesis_checkpoints_total", Help: "Checkpoints written to the lease table."}),
 		behind: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventrelay_kinesis_millis_behind_latest", Help: "How far the last read of each shard was behind the stream's tip.",
@@ -40,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.events, m.decodeErrors, m.checkpoints, m.behind, m.leases, m.deliverSeconds, m.suppressed)
+		reg.MustRegister(m.records, m.events, m.checkpoints, m.behind, m.leases, m.deliverSeconds, m.suppressed)
 	}
 	return m
 }

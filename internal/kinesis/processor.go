@@ -2,23 +2,27 @@ package kinesis
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/eventrelay/eventrelay/internal/backoff"
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/eventrelay/eventrelay/internal/pipeline"
-	"github.com/eventrelay/eventrelay/internal/sink"
 	"github.com/rs/zerolog"
 	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
 )
 
-// processor handles one shard. KCL calls it from the shard's goroutine.
+// processor handles one shard. KCL calls it from the shard's goroutine and
+// it drives the shard's pipeline from there: each GetRecords batch is one
+// unit, delivered while the next ones are read (pipeline.DefaultInFlight at
+// most), and checkpointed at its last record once it and every batch
+// before it are acknowledged.
 type processor struct {
 	s    *Stream
 	ctx  context.Context // ends only when a drain times out
 	stop context.Context // ends when the worker is asked to stop
 	dec  *envelope.Decoder
+	pl   *pipeline.Pipeline
 	// parentsDone is set once the shard's parents reached SHARD_END.
 	parentsDone bool
 	// halted is set when delivery failed for good (a missing topic): the
@@ -27,13 +31,16 @@ type processor struct {
 	halted bool
 	shard  string
 	log    zerolog.Logger
-	res    envelope.Result
-	batch  sink.Batch
 }
 
 func (p *processor) Initialize(in *kcl.InitializationInput) {
 	p.shard = in.ShardId
 	p.log = p.s.log.With().Str("shard_id", p.shard).Logger()
+	opts := pipeline.Options{Source: "kinesis", Log: p.log, Metrics: p.s.pm}
+	if p.s.suppress != nil {
+		opts.Keep = p.s.keep
+	}
+	p.pl = pipeline.New(p.s.sink, opts)
 	from := ""
 	if in.ExtendedSequenceNumber != nil {
 		from = aws.ToString(in.ExtendedSequenceNumber.SequenceNumber)
@@ -42,17 +49,19 @@ func (p *processor) Initialize(in *kcl.InitializationInput) {
 	p.s.setActive(p.shard, true)
 }
 
-// ProcessRecords decodes the records, delivers every event (and dead
-// letter) and only then checkpoints the last record. It cannot return an
-// error to KCL, so it blocks and retries until the sink acknowledged; if
-// the process is stopping for good it returns without checkpointing and
-// the records are read again by the next owner of the shard.
+// ProcessRecords decodes the records and hands them to the pipeline as one
+// unit whose acknowledgement checkpoints the last record. It returns once
+// the unit is accepted (blocking while the pipeline is full), so reading
+// overlaps delivery. KCL cannot take an error: when delivery fails for
+// good, the processor halts — nothing later is checkpointed — and the
+// worker stops; the records are read again by the next owner of the shard.
 func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	if p.halted {
 		return
 	}
+	p.s.m.behind.WithLabelValues(p.shard).Set(float64(in.MillisBehindLatest))
 	if len(in.Records) == 0 {
-		p.s.m.behind.WithLabelValues(p.shard).Set(float64(in.MillisBehindLatest))
+		p.halt(p.pl.Collect(p.ctx))
 		return
 	}
 	if !p.parentsDone {
@@ -64,38 +73,40 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		}
 		p.parentsDone = true
 	}
-	p.batch.Reset()
+	u := &pipeline.Unit{}
+	res := envelope.Result{}
 	for i := range in.Records {
 		r := &in.Records[i]
-		p.res.Reset()
-		p.dec.Decode(&p.res, r.Data, envelope.Position{Shard: p.shard, Sequence: aws.ToString(r.SequenceNumber)})
-		if p.s.suppress != nil {
-			p.res.Events = p.dropSuppressed(p.res.Events)
-		}
-		pipeline.Add(&p.batch, &p.res)
-		for _, e := range p.res.Errors {
-			p.s.m.decodeErrors.WithLabelValues(string(e.Kind)).Inc()
-			p.log.Warn().Str("seq", e.Pos.Sequence).Int("index", e.Pos.Index).Str("kind", string(e.Kind)).Str("reason", e.Reason).Msg("record sent to the dead-letter topic")
-		}
+		p.dec.Decode(&res, r.Data, envelope.Position{Shard: p.shard, Sequence: aws.ToString(r.SequenceNumber)})
 	}
-	start := time.Now()
-	if err := pipeline.Deliver(p.ctx, p.s.sink, &p.batch, p.log, 30*time.Second); err != nil {
-		p.log.Error().Err(err).Msg("stopping without checkpoint; the records will be read again")
-		if errors.Is(err, sink.ErrTopicMissing) {
-			p.halted = true
-			p.s.fail(err)
+	u.Events, u.Errors = res.Events, res.Errors
+	last, n, cp, start := in.Records[len(in.Records)-1].SequenceNumber, len(in.Records), in.Checkpointer, time.Now()
+	u.Ack = func(ctx context.Context, a pipeline.Acked) error {
+		if p.checkpoint(ctx, cp, last) {
+			p.s.m.records.Add(float64(n))
+			p.s.m.events.Add(float64(a.Events))
+			p.s.m.deliverSeconds.Observe(time.Since(start).Seconds())
 		}
+		return nil
+	}
+	if p.halt(p.pl.Submit(p.ctx, u)) {
 		return
 	}
-	last := in.Records[len(in.Records)-1].SequenceNumber
-	if !p.checkpoint(in.Checkpointer, last) {
-		return
-	}
-	p.s.m.records.Add(float64(len(in.Records)))
-	p.s.m.events.Add(float64(len(p.batch.Events)))
-	p.s.m.deliverSeconds.Observe(time.Since(start).Seconds())
-	p.s.m.behind.WithLabelValues(p.shard).Set(float64(in.MillisBehindLatest))
 	p.pace(in)
+}
+
+// halt stops the shard's processing after a delivery failure (err != nil)
+// and, for a failure no retry can mend, the whole worker.
+func (p *processor) halt(err error) bool {
+	if err == nil {
+		return false
+	}
+	p.halted = true
+	p.log.Error().Err(err).Msg("stopping without checkpoint; the records will be read again")
+	if p.ctx.Err() == nil {
+		p.s.fail(err)
+	}
+	return true
 }
 
 // pace spaces GetRecords calls evenly when the shard is not backlogged.
@@ -119,56 +130,43 @@ func (p *processor) pace(in *kcl.ProcessRecordsInput) {
 // kinesisReadsPerSecond is GetRecords' limit per shard (KCL enforces it too).
 const kinesisReadsPerSecond = 5
 
-// dropSuppressed removes, in place, events a backfill already delivered.
-func (p *processor) dropSuppressed(evs []envelope.Event) []envelope.Event {
-	kept := evs[:0]
-	for _, e := range evs {
-		if p.s.suppress(e.ID) {
-			p.s.m.suppressed.Inc()
-			continue
-		}
-		kept = append(kept, e)
-	}
-	return kept
-}
-
 // checkpoint records seq (nil: shard end), retrying DynamoDB failures a
 // few times. A failure means the lease is likely lost; the new owner
 // re-reads from the previous checkpoint, so nothing is skipped.
-func (p *processor) checkpoint(c kcl.IRecordProcessorCheckpointer, seq *string) bool {
+func (p *processor) checkpoint(ctx context.Context, c kcl.IRecordProcessorCheckpointer, seq *string) bool {
 	var err error
 	for attempt := range 5 {
 		if err = c.Checkpoint(seq); err == nil {
 			p.s.m.checkpoints.Inc()
 			return true
 		}
-		if p.ctx.Err() != nil {
+		if backoff.Sleep(ctx, time.Duration(100<<attempt)*time.Millisecond) != nil {
 			break
 		}
-		time.Sleep(time.Duration(100<<attempt) * time.Millisecond)
 	}
 	p.log.Error().Err(err).Str("seq", aws.ToString(seq)).Msg("checkpoint failed; the next owner of the shard re-reads from the previous checkpoint")
 	return false
 }
 
-// Shutdown: TERMINATE (the shard ended after resharding) checkpoints
-// SHARD_END so the children start; REQUESTED (graceful stop) has nothing
-// pending because ProcessRecords checkpoints each delivered batch; ZOMBIE
-// (lease lost) must not checkpoint.
+// Shutdown: REQUESTED (graceful stop) and TERMINATE (the shard ended after
+// resharding) first deliver and checkpoint the units in flight; TERMINATE
+// then checkpoints SHARD_END so the children start. ZOMBIE (lease lost)
+// must not checkpoint: what is in flight is read again by the new owner.
 func (p *processor) Shutdown(in *kcl.ShutdownInput) {
 	defer p.s.setActive(p.shard, false)
 	p.s.m.behind.DeleteLabelValues(p.shard)
-	switch in.ShutdownReason {
-	case kcl.TERMINATE:
-		if p.halted {
-			p.log.Warn().Msg("shard ended but delivery had failed; not checkpointing SHARD_END")
-			return
-		}
-		if p.checkpoint(in.Checkpointer, nil) {
+	if in.ShutdownReason != kcl.ZOMBIE && !p.halted && p.pl != nil {
+		p.halt(p.pl.Flush(p.ctx))
+	}
+	switch {
+	case in.ShutdownReason == kcl.ZOMBIE:
+		p.log.Warn().Msg("lease lost; not checkpointing")
+	case p.halted:
+		p.log.Warn().Msg("delivery had failed; not checkpointing")
+	case in.ShutdownReason == kcl.TERMINATE:
+		if p.checkpoint(p.ctx, in.Checkpointer, nil) {
 			p.log.Info().Msg("shard ended; checkpointed SHARD_END so its children can start")
 		}
-	case kcl.ZOMBIE:
-		p.log.Warn().Msg("lease lost; not checkpointing")
 	default:
 		p.log.Info().Msg("shard released")
 	}

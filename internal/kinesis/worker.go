@@ -12,6 +12,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/eventrelay/eventrelay/internal/envelope"
+	"github.com/eventrelay/eventrelay/internal/pipeline"
 	"github.com/eventrelay/eventrelay/internal/sink"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -36,6 +37,7 @@ type Stream struct {
 	sink    sink.Sink
 	log     zerolog.Logger
 	m       *metrics
+	pm      *pipeline.Metrics
 
 	parents parents
 	// suppress drops events already delivered by a backfill (nil: none).
@@ -59,7 +61,7 @@ func New(cfg Config, clients Clients, s sink.Sink, log zerolog.Logger, reg prome
 	}
 	cfg = cfg.withDefaults()
 	st := &Stream{cfg: cfg, clients: clients, sink: s, log: log.With().Str("stream", cfg.Stream).Logger(),
-		m: newMetrics(reg), active: map[string]bool{}, fatal: make(chan error, 1)}
+		m: newMetrics(reg), pm: pipeline.NewMetrics(reg), active: map[string]bool{}, fatal: make(chan error, 1)}
 	st.parents.s = st
 	return st, nil
 }
@@ -68,6 +70,16 @@ func New(cfg Config, clients Clients, s sink.Sink, log zerolog.Logger, reg prome
 // events a backfill already delivered in its overlap with the stream).
 // Call before Run.
 func (s *Stream) Suppress(drop func(id string) bool) { s.suppress = drop }
+
+// keep is the pipeline filter when Suppress was called: it drops the
+// events a backfill delivered.
+func (s *Stream) keep(e *envelope.Event) bool {
+	if s.suppress(e.ID) {
+		s.m.suppressed.Inc()
+		return false
+	}
+	return true
+}
 
 // HasCheckpoints reports whether the lease table holds any checkpoint,
 // that is whether this application has read the stream before.
@@ -182,6 +194,9 @@ func (s *Stream) kclConfig() *kclcfg.KinesisClientLibConfiguration {
 		WithFailoverTimeMillis(int(c.FailoverTime.Milliseconds())).
 		WithLeaseRefreshPeriodMillis(int(c.FailoverTime.Milliseconds() / 2)).
 		WithLeaseStealing(c.LeaseStealing).
+		// Idle reads call the processor too, so it checkpoints the units
+		// acknowledged since the last batch without waiting for new records.
+		WithCallProcessRecordsEvenForEmptyRecordList(true).
 		WithLogger(kclLogger{s.log}).
 		WithMonitoringService(s.m)
 	if c.MaxLeasesForWorker > 0 {

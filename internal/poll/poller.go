@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -78,6 +79,7 @@ type Poller struct {
 	state *Cursor
 	log   zerolog.Logger
 	m     *metrics
+	pm    *pipeline.Metrics
 	now   func() time.Time
 }
 
@@ -92,7 +94,7 @@ func newPoller(v vendor, c *client, cfg Common, s sink.Sink, log zerolog.Logger,
 		return nil, err
 	}
 	c.log = log
-	return &Poller{v: v, c: c, cfg: cfg, dec: dec, sink: s, state: state, log: log, m: newMetrics(reg, v.name()), now: time.Now}, nil
+	return &Poller{v: v, c: c, cfg: cfg, dec: dec, sink: s, state: state, log: log, m: newMetrics(reg, v.name()), pm: pipeline.NewMetrics(reg), now: time.Now}, nil
 }
 
 // Stats is what one poll did.
@@ -146,10 +148,9 @@ func (p *Poller) Once(ctx context.Context) (Stats, error) {
 		st.From = oldest
 	}
 	pg := newPager(st.From, st.To, p.v.step())
-	for w := pg.current(); w != nil; w = pg.current() {
-		if err := p.page(ctx, pg, w, &st); err != nil {
-			return st, err
-		}
+	src := &pollSource{p: p, pg: pg, st: &st}
+	if err := pipeline.Run(ctx, p.sink, pipeline.Options{Source: p.v.name(), Log: p.log, Metrics: p.pm}, src); err != nil {
+		return st, err
 	}
 	if err := p.state.Advance(st.To, st.To.Add(-p.cfg.Overlap-time.Minute)); err != nil {
 		return st, err
@@ -158,91 +159,92 @@ func (p *Poller) Once(ctx context.Context) (Stats, error) {
 	return st, nil
 }
 
-// page requests the next page of window w, delivers what the poll has
-// not served yet and plans the next request.
-func (p *Poller) page(ctx context.Context, pg *pager, w *window, st *Stats) error {
+// pollSource yields one page of the poll's window per unit: the entries
+// the poll has not served yet and earlier polls did not deliver. A unit's
+// Ack remembers its entries in the cursor.
+type pollSource struct {
+	p  *Poller
+	pg *pager
+	st *Stats
+}
+
+func (s *pollSource) Next(ctx context.Context) (*pipeline.Unit, error) {
+	p, st, w := s.p, s.st, s.pg.current()
+	if w == nil {
+		return nil, io.EOF
+	}
 	body, err := p.c.get(ctx, p.v.pageURL(w.from, w.to, w.page, p.cfg.PageSize))
 	if err != nil {
 		p.m.errors.Inc()
-		return fmt.Errorf("%s: %w", p.v.name(), err)
+		return nil, fmt.Errorf("%s: %w", p.v.name(), err)
 	}
 	raws, err := items(body)
 	if err != nil {
-		return fmt.Errorf("%s: page %d of %s..%s: %w", p.v.name(), w.page, w.from.Format(time.RFC3339), w.to.Format(time.RFC3339), err)
+		return nil, fmt.Errorf("%s: page %d of %s..%s: %w", p.v.name(), w.page, w.from.Format(time.RFC3339), w.to.Format(time.RFC3339), err)
 	}
 	st.Pages++
-	evs, dead := p.decodePage(raws, w)
-	entries := make([]pageEntry, len(evs))
-	batch := sink.Batch{Dead: dead}
-	fresh := 0
-	for i, ev := range evs {
+	res := p.decodePage(raws, w)
+	entries := make([]pageEntry, len(res.Events))
+	kept, fresh := res.Events[:0], 0
+	for i, ev := range res.Events {
 		entries[i] = pageEntry{id: ev.ID, at: ev.OccurredAt}
-		keep, isNew := pg.see(entries[i])
+		keep, isNew := s.pg.see(entries[i])
 		if !keep {
 			st.Repeats++
 			continue
 		}
-		if isNew {
-			fresh++
-		}
-		batch.Events = append(batch.Events, ev)
-	}
-	if err := p.deliver(ctx, &batch, st); err != nil {
-		return err
-	}
-	pg.advance(entries, len(raws) >= p.cfg.PageSize, fresh)
-	p.reportShifts(pg, st)
-	return nil
-}
-
-// decodePage decodes the entries of a page in the order served.
-func (p *Poller) decodePage(raws []json.RawMessage, w *window) ([]envelope.Event, []sink.DeadLetter) {
-	var evs []envelope.Event
-	var dead []sink.DeadLetter
-	var res envelope.Result
-	object := p.v.name() + " " + w.from.Format(time.RFC3339) + ".." + w.to.Format(time.RFC3339) + " page " + strconv.Itoa(w.page)
-	for i, raw := range raws {
-		res.Reset()
-		p.dec.Decode(&res, raw, envelope.Position{Object: object, Index: i})
-		evs = append(evs, res.Events...)
-		for _, e := range res.Errors {
-			dead = append(dead, sink.FromDecodeError(e))
-		}
-	}
-	return evs, dead
-}
-
-// deliver drops what earlier polls delivered (an entry that came back
-// with a newer timestamp is marked updated where the API updates entries),
-// delivers the rest and only then remembers it.
-func (p *Poller) deliver(ctx context.Context, b *sink.Batch, st *Stats) error {
-	kept := b.Events[:0]
-	for _, ev := range b.Events {
-		prev, seen := p.state.Seen(ev.ID)
 		switch {
-		case seen && !ev.OccurredAt.After(prev):
-			st.Duplicates++
-			continue
-		case seen && p.v.updates():
+		case isNew:
+			fresh++
+			if p.delivered(&ev, st) {
+				continue
+			}
+		case p.v.updates():
+			// Served earlier in this poll, now with a newer timestamp (the
+			// cursor may not hold it yet: that unit can still be in flight).
 			ev.Updated = true
 			st.Updated++
-		case seen:
+		default:
 			st.Duplicates++
 			continue
 		}
 		kept = append(kept, ev)
 	}
-	b.Events = kept
-	if b.Len() == 0 {
-		return nil
+	s.pg.advance(entries, len(raws) >= p.cfg.PageSize, fresh)
+	p.reportShifts(s.pg, st)
+	return &pipeline.Unit{Events: kept, Errors: res.Errors, Ack: func(_ context.Context, a pipeline.Acked) error {
+		st.Events += a.Events
+		st.Dead += a.Dead
+		p.m.events.Add(float64(a.Events))
+		return p.state.Remember(kept)
+	}}, nil
+}
+
+// decodePage decodes the entries of a page in the order served.
+func (p *Poller) decodePage(raws []json.RawMessage, w *window) *envelope.Result {
+	var res envelope.Result
+	object := p.v.name() + " " + w.from.Format(time.RFC3339) + ".." + w.to.Format(time.RFC3339) + " page " + strconv.Itoa(w.page)
+	for i, raw := range raws {
+		p.dec.Decode(&res, raw, envelope.Position{Object: object, Index: i})
 	}
-	if err := pipeline.Deliver(ctx, p.sink, b, p.log, 30*time.Second); err != nil {
-		return err
+	return &res
+}
+
+// delivered reports whether an earlier poll delivered ev as it is now; an
+// entry that came back with a newer timestamp is marked updated where the
+// API updates entries.
+func (p *Poller) delivered(ev *envelope.Event, st *Stats) bool {
+	prev, seen := p.state.Seen(ev.ID)
+	switch {
+	case !seen:
+		return false
+	case ev.OccurredAt.After(prev) && p.v.updates():
+		ev.Updated = true
+		st.Updated++
+		return false
 	}
-	st.Events += len(b.Events)
-	st.Dead += len(b.Dead)
-	p.m.events.Add(float64(len(b.Events)))
-	return p.state.Remember(b.Events)
+	st.Duplicates++
+	return true
 }
 
 // reportShifts logs and counts what the pager saw move or appear between

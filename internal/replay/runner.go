@@ -9,11 +9,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/eventrelay/eventrelay/internal/backoff"
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/eventrelay/eventrelay/internal/pipeline"
 	"github.com/eventrelay/eventrelay/internal/sink"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 )
 
 // Options configure a replay run. Zero fields take the defaults in their
@@ -29,6 +30,9 @@ type Options struct {
 	Concurrency int
 	// BatchSize is the most events per sink batch. Default 1000.
 	BatchSize int
+	// InFlight is the most batches per object delivered at once. Default
+	// pipeline.DefaultInFlight.
+	InFlight int
 	// RateLimit caps events per second across the run (0: no cap).
 	RateLimit float64
 	// MaxEventSize and MaxRecordSize bound the decoder; defaults 1 MiB and 8 MiB.
@@ -59,11 +63,16 @@ type Summary struct {
 
 // Runner replays sources into a sink.
 type Runner struct {
-	opts     Options
-	sink     sink.Sink
-	state    *State
-	log      zerolog.Logger
-	limit    limiter
+	opts  Options
+	sink  sink.Sink
+	state *State
+	log   zerolog.Logger
+	// limit paces the run to RateLimit events per second (nil: no cap);
+	// its burst is one second's worth, so a stalled run cannot burst after
+	// it.
+	limit *rate.Limiter
+	// Metrics are the pipeline's series (nil: none).
+	Metrics  *pipeline.Metrics
 	Progress Progress
 }
 
@@ -75,7 +84,11 @@ func NewRunner(opts Options, s sink.Sink, state *State, log zerolog.Logger) *Run
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1000
 	}
-	return &Runner{opts: opts, sink: s, state: state, log: log, limit: limiter{rate: opts.RateLimit}}
+	r := &Runner{opts: opts, sink: s, state: state, log: log}
+	if opts.RateLimit > 0 {
+		r.limit = rate.NewLimiter(rate.Limit(opts.RateLimit), max(1, int(opts.RateLimit)))
+	}
+	return r
 }
 
 type job struct {
@@ -85,75 +98,70 @@ type job struct {
 	tenant string
 }
 
+// id names the object in the state file and logs.
+func (j job) id() string { return j.store.Name() + "/" + j.obj.Key }
+
 // Run reads every object of the sources, Concurrency at a time, each in
-// order. An object that cannot be read to its end (a truncated gzip file)
-// is reported, its good prefix delivered, and the run goes on; Run then
-// returns an error naming the failures. Run returns early only when ctx
-// ends or a Kafka topic is missing (sink.ErrTopicMissing); the state then
-// holds what was acknowledged.
-func (r *Runner) Run(parent context.Context, sources []Source) (Summary, error) {
+// order through the shared pipeline. An object that cannot be read to its
+// end (a truncated gzip file) is reported, its good prefix delivered, and
+// the run goes on; Run then returns an error naming the failures. Run
+// returns early only when ctx ends or a Kafka topic is missing
+// (sink.ErrTopicMissing); the state then holds what was acknowledged.
+func (r *Runner) Run(ctx context.Context, sources []Source) (Summary, error) {
 	start := time.Now()
-	// A missing Kafka topic stops every object: no retry can mend it.
-	ctx, stop := context.WithCancelCause(parent)
-	defer stop(nil)
 	jobs := r.jobs(sources)
 	var sum Summary
 	var mu sync.Mutex
-	next := make(chan job)
-	var wg sync.WaitGroup
-	for range min(r.opts.Concurrency, max(len(jobs), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range next {
-				earlier := r.state.Delivered(j.store.Name() + "/" + j.obj.Key)
-				st, skipped, err := r.object(ctx, j)
-				if errors.Is(err, sink.ErrTopicMissing) {
-					stop(err)
-				}
-				mu.Lock()
-				if earlier {
-					sum.Earlier++
-				}
-				sum.Events += st.Events
-				sum.Dead += st.Dead
-				sum.Outside += st.Outside
-				sum.Bytes += st.Bytes
-				switch {
-				case skipped:
-					sum.Skipped++
-				case err != nil && ctx.Err() == nil:
-					sum.Failed++
-					sum.Failures = append(sum.Failures, fmt.Sprintf("%s/%s: %v", j.store.Name(), j.obj.Key, err))
-				case err == nil:
-					sum.Objects++
-				}
-				mu.Unlock()
-				r.Progress.objectsDone.Add(1)
-			}
-		}()
-	}
-feed:
+	// Objects fail alone; only a missing topic (returned to the group)
+	// stops the others: no retry can mend it.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.opts.Concurrency)
 	for _, j := range jobs {
-		select {
-		case next <- j:
-		case <-ctx.Done():
-			break feed
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error {
+			earlier := r.state.Delivered(j.id())
+			st, skipped, err := r.object(gctx, j)
+			mu.Lock()
+			defer mu.Unlock()
+			r.Progress.objectsDone.Add(1)
+			sum.add(st, earlier)
+			switch {
+			case errors.Is(err, sink.ErrTopicMissing):
+				return err
+			case skipped:
+				sum.Skipped++
+			case err != nil && gctx.Err() == nil:
+				sum.Failed++
+				sum.Failures = append(sum.Failures, fmt.Sprintf("%s: %v", j.id(), err))
+			case err == nil:
+				sum.Objects++
+			}
+			return nil
+		})
 	}
-	close(next)
-	wg.Wait()
+	err := g.Wait()
 	sum.Elapsed = time.Since(start)
-	if cause := context.Cause(ctx); errors.Is(cause, sink.ErrTopicMissing) {
-		return sum, fmt.Errorf("replay stopped; rerun to resume from the state file once the topic exists: %w", cause)
-	}
-	if ctx.Err() != nil {
+	switch {
+	case err != nil:
+		return sum, fmt.Errorf("replay stopped; rerun to resume from the state file once the topic exists: %w", err)
+	case ctx.Err() != nil:
 		return sum, fmt.Errorf("replay interrupted; rerun to resume from the state file: %w", ctx.Err())
-	}
-	if sum.Failed > 0 {
+	case sum.Failed > 0:
 		return sum, fmt.Errorf("%d object(s) could not be read to the end: %v", sum.Failed, sum.Failures)
 	}
 	return sum, nil
+}
+
+func (s *Summary) add(st ObjectStats, earlier bool) {
+	if earlier {
+		s.Earlier++
+	}
+	s.Events += st.Events
+	s.Dead += st.Dead
+	s.Outside += st.Outside
+	s.Bytes += st.Bytes
 }
 
 // jobs lists the objects of sources, each with its tenant, and counts
@@ -174,10 +182,11 @@ func (r *Runner) jobs(sources []Source) []job {
 	return jobs
 }
 
-// object replays one object, resuming after what the state says was
-// acknowledged, and records its progress after every delivered batch.
+// object replays one object through the pipeline, resuming after what
+// the state says was acknowledged, and records its progress after every
+// acknowledged unit.
 func (r *Runner) object(ctx context.Context, j job) (st ObjectStats, skipped bool, err error) {
-	id := j.store.Name() + "/" + j.obj.Key
+	id := j.id()
 	done, resume := r.state.Resume(id)
 	if done {
 		r.Progress.bytesDone.Add(j.obj.Size)
@@ -195,76 +204,20 @@ func (r *Runner) object(ctx context.Context, j job) (st ObjectStats, skipped boo
 	}
 	defer rc.Close()
 	cr := &countingReader{r: rc, n: &r.Progress.bytesDone}
-	var batch sink.Batch
-	var acked int64 = resume
-	flush := func(end int64) error {
-		if batch.Len() > 0 {
-			if err := r.limit.wait(ctx, len(batch.Events)); err != nil {
-				return err
-			}
-			if err := pipeline.Deliver(ctx, r.sink, &batch, log, 30*time.Second); err != nil {
-				return err
-			}
-			st.Events += int64(len(batch.Events))
-			st.Dead += int64(len(batch.Dead))
-			r.Progress.events.Add(int64(len(batch.Events)))
-			batch.Reset()
-		}
-		if end > acked {
-			acked = end
-			return r.state.Progress(id, end)
-		}
-		return nil
+	or, err := dec.NewObjectReader(cr, j.obj.Key, r.opts.MaxRecordSize)
+	if err == nil {
+		src := &objectSource{r: r, id: id, or: or, resume: resume, st: &st, bytes: func() int64 { return cr.total }}
+		err = pipeline.Run(ctx, r.sink, pipeline.Options{Source: "replay", InFlight: r.opts.InFlight, Keep: src.keep,
+			Log: log, Metrics: r.Metrics}, src)
 	}
-	err = dec.DecodeObject(cr, j.obj.Key, r.opts.MaxRecordSize, func(res *envelope.Result) error {
-		if res.End <= resume {
-			return nil // acknowledged by an earlier run
-		}
-		for _, e := range res.Errors {
-			log.Warn().Int64("line", e.Pos.Line).Int64("offset", e.Pos.Offset).Str("kind", string(e.Kind)).Str("reason", e.Reason).Msg("bad record sent to the dead-letter topic")
-		}
-		n := len(res.Events)
-		res.Events = filterWindow(res.Events, r.opts.Window)
-		st.Outside += int64(n - len(res.Events))
-		pipeline.Add(&batch, res)
-		if batch.Len() >= r.opts.BatchSize {
-			return flush(res.End)
-		}
-		return nil
-	})
 	st.Bytes = cr.total
 	var streamErr *envelope.StreamError
-	switch {
-	case err == nil:
-		if err := flush(acked); err != nil {
-			return st, false, err
-		}
-		return st, false, r.state.Complete(id, st)
-	case errors.As(err, &streamErr):
-		// Deliver the good prefix, then report where the object broke.
-		if ferr := flush(acked); ferr != nil {
-			return st, false, ferr
-		}
+	if errors.As(err, &streamErr) {
 		log.Error().Int64("line", streamErr.Line).Int64("offset", streamErr.Offset).Err(streamErr.Err).Msg("object is corrupt; its good prefix was delivered")
-		r.state.Fail(id, err.Error())
+		r.state.Fail(id, streamErr.Error())
 		return st, false, fmt.Errorf("corrupt at line %d, offset %d: %w", streamErr.Line, streamErr.Offset, streamErr.Err)
-	default:
-		return st, false, err
 	}
-}
-
-// filterWindow keeps the events inside w, in place.
-func filterWindow(evs []envelope.Event, w Window) []envelope.Event {
-	if w.From.IsZero() && w.To.IsZero() {
-		return evs
-	}
-	kept := evs[:0]
-	for _, e := range evs {
-		if w.Contains(e.OccurredAt) {
-			kept = append(kept, e)
-		}
-	}
-	return kept
+	return st, false, err
 }
 
 type countingReader struct {
@@ -278,28 +231,4 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n.Add(int64(n))
 	c.total += int64(n)
 	return n, err
-}
-
-// limiter paces deliveries to rate events per second across workers: a
-// batch is sent once the run has lasted long enough for it and everything
-// before it.
-type limiter struct {
-	rate  float64
-	mu    sync.Mutex
-	start time.Time
-	sent  float64
-}
-
-func (l *limiter) wait(ctx context.Context, n int) error {
-	if l.rate <= 0 {
-		return nil
-	}
-	l.mu.Lock()
-	if l.start.IsZero() {
-		l.start = time.Now()
-	}
-	l.sent += float64(n)
-	due := l.start.Add(time.Duration(l.sent / l.rate * float64(time.Second)))
-	l.mu.Unlock()
-	return backoff.Sleep(ctx, time.Until(due))
 }

@@ -101,6 +101,7 @@ func (k *Kafka) Deliver(ctx context.Context, b *Batch) error {
 	}
 	for attempt := 0; len(msgs) > 0; attempt++ {
 		if attempt > 0 {
+			b.Retried = true
 			k.m.retries.Inc()
 			if err := k.sleep(ctx, backoff.Delay(attempt, k.cfg.RetryBackoffMin, k.cfg.RetryBackoffMax)); err != nil {
 				return fmt.Errorf("delivering %d messages: %w", len(msgs), err)

@@ -19,6 +19,10 @@ type Sink interface {
 type Batch struct {
 	Events []envelope.Event
 	Dead   []DeadLetter
+	// Retried is set by Deliver when some message was written more than
+	// once: a message of a later batch delivered meanwhile may then sit
+	// before this batch's final copies (see pipeline).
+	Retried bool
 }
 
 // Len is the number of messages the batch produces.
@@ -30,6 +34,7 @@ func (b *Batch) Reset() {
 	b.Events = b.Events[:0]
 	clear(b.Dead)
 	b.Dead = b.Dead[:0]
+	b.Retried = false
 }
 
 // DeadLetter is input that cannot become a normal message: a record that

@@ -1,0 +1,87 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/eventrelay/eventrelay/internal/envelope"
+	"github.com/eventrelay/eventrelay/internal/pipeline"
+)
+
+// objectSource yields one object's values in units of up to BatchSize
+// events and dead letters. Each unit's Ack records the object offset past
+// its last value in the state; the last unit's Ack marks the object
+// complete. Values an earlier run acknowledged (ending at or before resume)
+// are skipped.
+type objectSource struct {
+	r      *Runner
+	id     string
+	or     *envelope.ObjectReader
+	resume int64
+	st     *ObjectStats
+	// bytes is how much of the object was read so far.
+	bytes func() int64
+	// err ends the source: io.EOF, or the stream error met after the
+	// values handed on before it.
+	err error
+}
+
+func (s *objectSource) Next(ctx context.Context) (*pipeline.Unit, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	var res envelope.Result
+	for len(res.Events)+len(res.Errors) < s.r.opts.BatchSize {
+		end := res.End
+		err := s.or.Next(&res)
+		if errors.Is(err, io.EOF) {
+			s.err = io.EOF
+			return s.unit(ctx, &res, true)
+		}
+		if err != nil {
+			// Hand on the good values first, then the error.
+			s.err = err
+			res.End = end
+			return s.unit(ctx, &res, false)
+		}
+		if res.End <= s.resume {
+			res.Events, res.Errors = res.Events[:0], res.Errors[:0] // acknowledged by an earlier run
+		}
+	}
+	return s.unit(ctx, &res, false)
+}
+
+// unit wraps what was read, after waiting for the run's rate limit.
+func (s *objectSource) unit(ctx context.Context, res *envelope.Result, last bool) (*pipeline.Unit, error) {
+	if s.r.limit != nil {
+		for n := len(res.Events); n > 0; n -= s.r.limit.Burst() {
+			if err := s.r.limit.WaitN(ctx, min(n, s.r.limit.Burst())); err != nil {
+				return nil, err
+			}
+		}
+	}
+	end := res.End
+	return &pipeline.Unit{Events: res.Events, Errors: res.Errors, Ack: func(_ context.Context, a pipeline.Acked) error {
+		s.st.Events += int64(a.Events)
+		s.st.Dead += int64(a.Dead)
+		s.r.Progress.events.Add(int64(a.Events))
+		if last {
+			s.st.Bytes = s.bytes()
+			return s.r.state.Complete(s.id, *s.st)
+		}
+		if end > s.resume {
+			return s.r.state.Progress(s.id, end)
+		}
+		return nil
+	}}, nil
+}
+
+// keep is the pipeline filter: events inside the window.
+func (s *objectSource) keep(e *envelope.Event) bool {
+	if s.r.opts.Window.Contains(e.OccurredAt) {
+		return true
+	}
+	s.st.Outside++
+	return false
+}
