@@ -13,7 +13,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 demo: emulators ## run the real-time pipeline on an embedded local stack (no cloud account)
-	$(GO) run ./cmd/consumer demo $(DEMO_ARGS)
+	$(GO) run ./cmd/demo $(DEMO_ARGS)
 
 emulators: localstack/emulators/node_modules ## install the npm emulators (kinesis-local, dynalite)
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/eventrelay/eventrelay/internal/app"
 	"github.com/eventrelay/eventrelay/internal/config"
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	kin "github.com/eventrelay/eventrelay/internal/kinesis"
@@ -39,6 +40,17 @@ func (b backfill) validate() error {
 	}
 	_, err := replay.ParseTime(b.from)
 	return err
+}
+
+// prelude is the backfill as the stream worker's prelude; nil without
+// --backfill.
+func (b backfill) prelude(cfg config.Config, io stdio, log zerolog.Logger) app.Prelude {
+	if b.url == "" {
+		return nil
+	}
+	return func(ctx context.Context, clients kin.Clients, worker *kin.Stream, s sink.Sink, reg prometheus.Registerer) error {
+		return b.run(ctx, cfg, clients, worker, s, io, log, reg)
+	}
 }
 
 func (b backfill) run(ctx context.Context, cfg config.Config, clients kin.Clients, worker *kin.Stream, s sink.Sink, io stdio, log zerolog.Logger, reg prometheus.Registerer) error {

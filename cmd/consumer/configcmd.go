@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/eventrelay/eventrelay/internal/app"
 	"github.com/eventrelay/eventrelay/internal/config"
 )
 
@@ -74,7 +75,7 @@ func configCheck(args []string, io stdio, getenv func(string) string) int {
 	fs.SetOutput(io.err)
 	target := fs.String("for", "", "check for this command only: stream, replay, akeneo-logs or fluent-events")
 	fs.Usage = func() { fmt.Fprint(io.err, configHelp) }
-	files, err := parseArgs(fs, args)
+	files, err := app.ParseArgs(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/eventrelay/eventrelay/internal/app"
 	"github.com/eventrelay/eventrelay/internal/assumerole"
 )
 
@@ -45,7 +46,7 @@ func runCredentials(ctx context.Context, args []string, io stdio, _ func(string)
 		fmt.Fprint(io.err, credentialsHelp)
 		fs.PrintDefaults()
 	}
-	if _, err := parseArgs(fs, args); err != nil {
+	if _, err := app.ParseArgs(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}

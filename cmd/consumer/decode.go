@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/eventrelay/eventrelay/internal/app"
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/rs/zerolog"
 )
@@ -60,7 +61,7 @@ func runDecode(ctx context.Context, args []string, io stdio, _ func(string) stri
 		fmt.Fprint(io.err, decodeHelp)
 		fs.PrintDefaults()
 	}
-	files, err := parseArgs(fs, args)
+	files, err := app.ParseArgs(fs, args)
 	if err != nil {
 		if err == flag.ErrHelp {
 			return exitOK
@@ -72,7 +73,7 @@ func runDecode(ctx context.Context, args []string, io stdio, _ func(string) stri
 		fmt.Fprintf(io.err, "consumer decode: %v\n", err)
 		return exitUsage
 	}
-	log, err := newLogger(io.err, *logFormat, "info")
+	log, err := app.NewLogger(io.err, *logFormat, "info")
 	if err != nil {
 		fmt.Fprintf(io.err, "consumer decode: --%v\n", err)
 		return exitUsage

@@ -7,22 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/eventrelay/eventrelay/internal/app"
 )
 
 func main() {
-	ctx, cancel := context.WithCancel(context.Background())
 	// The first SIGINT/SIGTERM drains (cancels ctx); a second exits at once.
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-sigs
-		cancel()
-		<-sigs
-		fmt.Fprintln(os.Stderr, "consumer: second signal, exiting without draining")
-		os.Exit(130)
-	}()
+	ctx, cancel := app.NotifyContext(context.Background(), "consumer")
 	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr}, os.Getenv)
 	cancel()
 	os.Exit(code)
@@ -56,7 +47,6 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"demo", "run the real-time pipeline on an embedded local stack (no cloud account)", runDemo},
 		{"stream", "run the real-time Kinesis -> Kafka worker", runStream},
 		{"replay", "replay historical exports from S3, GCS or a directory into Kafka", runReplay},
 		{"poll", "poll a vendor API (akeneo-logs, fluent-events) into Kafka", runPoll},
@@ -101,7 +91,8 @@ Commands:
 		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
-Run 'consumer help <command>' for a command's flags and examples.
+Run 'consumer help <command>' for a command's flags and examples. The demo on
+an embedded local stack is a command of its own: 'make demo' (go run ./cmd/demo).
 
 Exit codes: 0 success, 1 some input was bad, nothing to replay, or the run failed, 2 usage or
 configuration error, 3 AWS credentials refused, 4 a Kafka topic is missing and could not be created.

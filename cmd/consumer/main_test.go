@@ -132,3 +132,15 @@ func TestCredentialsCommand(t *testing.T) {
 		t.Errorf("bad ARN: exit %d, want %d", code, exitUsage)
 	}
 }
+
+// TestUsageNamesDemoCommand: the demo is no consumer command; help says
+// where it went.
+func TestUsageNamesDemoCommand(t *testing.T) {
+	code, stdout, _ := runCLI(t, "", "help")
+	if code != exitOK || strings.Contains(stdout, "\n  demo ") || !strings.Contains(stdout, "go run ./cmd/demo") {
+		t.Errorf("help: exit %d, want the demo named as its own command, not listed:\n%s", code, stdout)
+	}
+	if code, _, stderr := runCLI(t, "", "demo"); code != exitUsage || !strings.Contains(stderr, "make demo") {
+		t.Errorf("consumer demo: exit %d (want %d), stderr:\n%s", code, exitUsage, stderr)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/eventrelay/eventrelay/internal/app"
 	"github.com/eventrelay/eventrelay/internal/poll"
 )
 
@@ -47,7 +48,7 @@ func runPoll(ctx context.Context, args []string, io stdio, getenv func(string) s
 		fmt.Fprint(io.err, pollHelp)
 		fs.PrintDefaults()
 	}
-	pos, err := parseArgs(fs, args)
+	pos, err := app.ParseArgs(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -72,17 +73,17 @@ func runPoll(ctx context.Context, args []string, io stdio, getenv func(string) s
 		fmt.Fprintf(io.err, "consumer poll: configuration: %v\n", err)
 		return exitUsage
 	}
-	log, err := logger(cfg, io.err)
+	log, err := app.Logger(cfg, io.err)
 	if err != nil {
 		fmt.Fprintf(io.err, "consumer poll: %v\n", err)
 		return exitUsage
 	}
-	srv, err := startOps(ctx, cfg, "", log)
+	srv, err := app.StartOps(ctx, cfg, "", log)
 	if err != nil {
 		fmt.Fprintf(io.err, "consumer poll: %v\n", err)
 		return exitUsage
 	}
-	s, err := buildSink(ctx, cfg, io.out, log, srv.Registry())
+	s, err := app.BuildSink(ctx, cfg, io.out, log, srv.Registry())
 	if err != nil {
 		log.Error().Err(err).Msg("sink")
 		return exitFor(err)

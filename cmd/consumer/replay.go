@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/eventrelay/eventrelay/internal/app"
 	"github.com/eventrelay/eventrelay/internal/assumerole"
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/eventrelay/eventrelay/internal/pipeline"
@@ -101,7 +102,7 @@ func runReplay(ctx context.Context, args []string, io stdio, getenv func(string)
 		fmt.Fprint(io.err, replayHelp)
 		fs.PrintDefaults()
 	}
-	urls, err := parseArgs(fs, args)
+	urls, err := app.ParseArgs(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -117,53 +118,53 @@ func runReplay(ctx context.Context, args []string, io stdio, getenv func(string)
 
 func replayCmd(ctx context.Context, f replayFlags, urls []string, io stdio, getenv func(string) string) error {
 	if len(urls) == 0 {
-		return &configError{errors.New("give at least one URL (s3://bucket/prefix, gs://bucket/prefix or a directory); see --help")}
+		return &app.ConfigError{Err: errors.New("give at least one URL (s3://bucket/prefix, gs://bucket/prefix or a directory); see --help")}
 	}
 	var w replay.Window
 	var err error
 	if f.from != "" {
 		if w.From, err = replay.ParseTime(f.from); err != nil {
-			return &configError{fmt.Errorf("--from: %w", err)}
+			return &app.ConfigError{Err: fmt.Errorf("--from: %w", err)}
 		}
 	}
 	if f.to != "" {
 		if w.To, err = replay.ParseTime(f.to); err != nil {
-			return &configError{fmt.Errorf("--to: %w", err)}
+			return &app.ConfigError{Err: fmt.Errorf("--to: %w", err)}
 		}
 	}
 	if !w.From.IsZero() && !w.To.IsZero() && !w.From.Before(w.To) {
-		return &configError{errors.New("--from must be before --to")}
+		return &app.ConfigError{Err: errors.New("--from must be before --to")}
 	}
 	if _, err := replay.ParseLayout(f.layout); err != nil {
-		return &configError{fmt.Errorf("--layout: %w", err)}
+		return &app.ConfigError{Err: fmt.Errorf("--layout: %w", err)}
 	}
 	if _, err := envelope.ParseFormat(f.format); err != nil {
-		return &configError{fmt.Errorf("--format: %w", err)}
+		return &app.ConfigError{Err: fmt.Errorf("--format: %w", err)}
 	}
 	if _, err := parseLateness(f.lateness); err != nil {
-		return &configError{fmt.Errorf("--lateness: %w", err)}
+		return &app.ConfigError{Err: fmt.Errorf("--lateness: %w", err)}
 	}
 	cfg, err := f.common.load(getenv)
 	if err == nil && !f.dryRun {
 		err = cfg.Validate()
 	}
 	if err != nil {
-		return &configError{fmt.Errorf("configuration: %w", err)}
+		return &app.ConfigError{Err: fmt.Errorf("configuration: %w", err)}
 	}
-	log, err := logger(cfg, io.err)
+	log, err := app.Logger(cfg, io.err)
 	if err != nil {
-		return &configError{err}
+		return &app.ConfigError{Err: err}
 	}
 	env := replayEnv{aws: cfg.AWS.Config, role: cfg.AWS.ReplayRole, io: io, log: log, getenv: getenv}
 	if f.dryRun {
 		_, err := planReplay(ctx, f, urls, w, env)
 		return err
 	}
-	srv, err := startOps(ctx, cfg, "", log)
+	srv, err := app.StartOps(ctx, cfg, "", log)
 	if err != nil {
-		return &configError{err}
+		return &app.ConfigError{Err: err}
 	}
-	s, err := buildSink(ctx, cfg, io.out, log, srv.Registry())
+	s, err := app.BuildSink(ctx, cfg, io.out, log, srv.Registry())
 	if err != nil {
 		return err
 	}
@@ -201,7 +202,7 @@ func replayRun(ctx context.Context, f replayFlags, urls []string, w replay.Windo
 	env.log.Info().Str("state", statePath).Bool("restart", f.restart).Msg("replay state")
 	state, err := replay.LoadState(statePath, plan.where, w, f.restart)
 	if err != nil {
-		return replay.Summary{}, &configError{err}
+		return replay.Summary{}, &app.ConfigError{Err: err}
 	}
 	r := replay.NewRunner(replay.Options{Window: w, Tenant: f.tenant, Concurrency: f.concurrency, RateLimit: f.rate,
 		MaxEventSize: f.maxEvent, MaxRecordSize: f.maxRecord}, s, state, env.log)
@@ -254,7 +255,7 @@ func openStore(ctx context.Context, loc replay.Location, aws assumerole.Config, 
 		return replay.GCSStore{Client: c, Bucket: loc.Bucket}, nil
 	}
 	if st, err := os.Stat(loc.Bucket); err != nil || !st.IsDir() {
-		return nil, &configError{fmt.Errorf("%s is not a directory", loc.Bucket)}
+		return nil, &app.ConfigError{Err: fmt.Errorf("%s is not a directory", loc.Bucket)}
 	}
 	return replay.DirStore{Root: loc.Bucket}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eventrelay/eventrelay/internal/app"
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/eventrelay/eventrelay/internal/replay"
 )
@@ -67,11 +68,11 @@ func planURL(ctx context.Context, f replayFlags, u string, w replay.Window, env 
 	late, _ := parseLateness(f.lateness)
 	loc, err := replay.ParseLocation(u)
 	if err != nil {
-		return replay.Source{}, "", "", &configError{err}
+		return replay.Source{}, "", "", &app.ConfigError{Err: err}
 	}
 	if loc.Scheme == "file" {
 		if loc.Bucket, err = filepath.Abs(loc.Bucket); err != nil {
-			return replay.Source{}, "", "", &configError{fmt.Errorf("resolving %s: %w", u, err)}
+			return replay.Source{}, "", "", &app.ConfigError{Err: fmt.Errorf("resolving %s: %w", u, err)}
 		}
 	}
 	store, err := openStore(ctx, loc, env.aws, env.role, f.gcsKeyFile)
@@ -121,10 +122,10 @@ func sourceTenant(flagTenant string, loc replay.Location, layout replay.Layout, 
 	}
 	tenant, err := replay.TenantFromLocation(loc)
 	if err != nil {
-		return "", &configError{err}
+		return "", &app.ConfigError{Err: err}
 	}
 	if tenant == "" && (layout == replay.LayoutDaily || format == envelope.FormatFulfillmenttools) {
-		return "", &configError{fmt.Errorf("%s: no tenant for the fulfillmenttools export: no bucket or path component is named <tenant>-<tier>-public-events-export-bucket (as `gsutil cp -r gs://ocff-<tenant>-<tier>-public-events-export-bucket ./` makes it); give --tenant", loc)}
+		return "", &app.ConfigError{Err: fmt.Errorf("%s: no tenant for the fulfillmenttools export: no bucket or path component is named <tenant>-<tier>-public-events-export-bucket (as `gsutil cp -r gs://ocff-<tenant>-<tier>-public-events-export-bucket ./` makes it); give --tenant", loc)}
 	}
 	return tenant, nil
 }
@@ -157,13 +158,13 @@ func replayStatePath(flagState string, where []string, w replay.Window, getenv f
 	if !filepath.IsAbs(base) { // the XDG spec: a relative path is invalid
 		home := getenv("HOME")
 		if home == "" {
-			return "", &configError{fmt.Errorf("no directory for the replay state: set XDG_STATE_HOME or HOME, or give --state")}
+			return "", &app.ConfigError{Err: fmt.Errorf("no directory for the replay state: set XDG_STATE_HOME or HOME, or give --state")}
 		}
 		base = filepath.Join(home, ".local", "state")
 	}
 	dir := filepath.Join(base, "eventrelay")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", &configError{fmt.Errorf("creating the replay state directory: %w", err)}
+		return "", &app.ConfigError{Err: fmt.Errorf("creating the replay state directory: %w", err)}
 	}
 	h := sha1.Sum([]byte(strings.Join(where, "\n") + "|" + w.From.String() + "|" + w.To.String()))
 	return filepath.Join(dir, "replay-"+hex.EncodeToString(h[:6])+".json"), nil

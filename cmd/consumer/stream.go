@@ -7,13 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/eventrelay/eventrelay/internal/assumerole"
-	"github.com/eventrelay/eventrelay/internal/config"
-	kin "github.com/eventrelay/eventrelay/internal/kinesis"
-	"github.com/rs/zerolog"
+	"github.com/eventrelay/eventrelay/internal/app"
 )
 
 const streamHelp = `Usage: consumer stream [flags]
@@ -55,7 +49,7 @@ func runStream(ctx context.Context, args []string, io stdio, getenv func(string)
 		fmt.Fprint(io.err, streamHelp)
 		fs.PrintDefaults()
 	}
-	if _, err := parseArgs(fs, args); err != nil {
+	if _, err := app.ParseArgs(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
@@ -75,78 +69,14 @@ func runStream(ctx context.Context, args []string, io stdio, getenv func(string)
 		fmt.Fprintf(io.err, "consumer stream: configuration: %v\n", err)
 		return exitUsage
 	}
-	log, err := logger(cfg, io.err)
+	log, err := app.Logger(cfg, io.err)
 	if err != nil {
 		fmt.Fprintf(io.err, "consumer stream: %v\n", err)
 		return exitUsage
 	}
-	if err := stream(ctx, cfg, bf, io, log); err != nil {
+	if err := app.Stream(ctx, cfg, io.out, log, bf.prelude(cfg, io, log)); err != nil {
 		log.Error().Err(err).Msg("stream stopped")
 		return exitFor(err)
 	}
 	return exitOK
-}
-
-func stream(ctx context.Context, cfg config.Config, bf backfill, io stdio, log zerolog.Logger) error {
-	// The operations server and credential refreshers outlive the drain.
-	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopOps()
-	srv, err := startOps(opsCtx, cfg, config.StreamHTTPAddr, log)
-	if err != nil {
-		return &configError{err}
-	}
-	streamAWS, streamCreds, err := loadAWS(opsCtx, cfg, cfg.AWS.StreamRole, "stream_role", log, srv.Registry())
-	if err != nil {
-		return err
-	}
-	leaseAWS, leaseCreds, err := loadAWS(opsCtx, cfg, cfg.AWS.LeaseTableRole, "lease_table_role", log, srv.Registry())
-	if err != nil {
-		return err
-	}
-	s, err := buildSink(ctx, cfg, io.out, log, srv.Registry())
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	clients := kin.Clients{
-		Kinesis: kinesis.NewFromConfig(streamAWS, func(o *kinesis.Options) {
-			if e := cfg.AWS.EndpointFor(assumerole.ServiceKinesis); e != "" {
-				o.BaseEndpoint = aws.String(e)
-			}
-		}),
-		DynamoDB: dynamodb.NewFromConfig(leaseAWS, func(o *dynamodb.Options) {
-			if e := cfg.AWS.EndpointFor(assumerole.ServiceDynamoDB); e != "" {
-				o.BaseEndpoint = aws.String(e)
-			}
-		}),
-		Region: streamAWS.Region,
-	}
-	worker, err := kin.New(cfg.Source.Kinesis, clients, s, log, srv.Registry())
-	if err != nil {
-		return &configError{err}
-	}
-	if bf.url != "" {
-		if err := bf.run(ctx, cfg, clients, worker, s, io, log, srv.Registry()); err != nil {
-			return err
-		}
-	}
-	srv.SetReady(func() error {
-		if err := streamCreds.Healthy(); err != nil {
-			return fmt.Errorf("stream credentials: %w", err)
-		}
-		if err := leaseCreds.Healthy(); err != nil {
-			return fmt.Errorf("lease table credentials: %w", err)
-		}
-		if worker.LeasesHeld() == 0 {
-			return errors.New("no shard leases held yet")
-		}
-		return nil
-	})
-	runCtx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
-	go func() {
-		<-ctx.Done()
-		srv.Drain()
-	}()
-	return worker.Run(runCtx)
 }

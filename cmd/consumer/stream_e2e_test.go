@@ -195,21 +195,6 @@ func waitUntil(t *testing.T, d time.Duration, cond func() bool, logs *syncBuf) {
 	}
 }
 
-// TestDemo runs `consumer demo`, the README's first command, end to end.
-func TestDemo(t *testing.T) {
-	awstest.StartKinesis(t).Stop() // skips (or fails in CI) when the emulators are missing
-	cmd := exec.Command(consumerBinary(t), "demo", "--events", "300", "--shards", "2", "--http-addr", "off")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("demo: %v\n%s", err, out)
-	}
-	for _, want := range []string{"events.onewelcome  300 messages", "events.dlq         3 messages", "header event-id"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("demo output lacks %q:\n%s", want, out)
-		}
-	}
-}
-
 // monitoringNames are the metric names the Grafana dashboard and the alert
 // rules use.
 func monitoringNames(t *testing.T) map[string]bool {

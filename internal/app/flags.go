@@ -1,11 +1,11 @@
-package main
+package app
 
 import "flag"
 
-// parseArgs parses flags that may come before, between or after the
+// ParseArgs parses flags that may come before, between or after the
 // positional arguments (everything after "--" is positional) and returns
 // the positional ones.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+func ParseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {

@@ -2,9 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/eventrelay/eventrelay/internal/app"
 	"github.com/eventrelay/eventrelay/internal/assumerole"
 	"github.com/eventrelay/eventrelay/internal/config"
 	"github.com/eventrelay/eventrelay/internal/emulators"
@@ -22,51 +22,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-const demoHelp = `Usage: consumer demo [flags]
-
-Runs the real-time pipeline on an embedded local stack — no cloud account,
-no Docker: it starts kinesis-local and dynalite (the npm emulators under
-localstack/emulators; 'make demo' installs them) and an in-process Kafka
-broker (kfake), writes sample OneWelcome envelopes plus a few poison records
-to a Kinesis stream, runs the same worker as 'consumer stream', and reads
-Kafka back to show what arrived. With --keep it keeps everything running
-(metrics on --http-addr, Kafka on the printed address) until Ctrl-C.
-
-Flags:
-`
-
-func runDemo(ctx context.Context, args []string, io stdio, _ func(string) string) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(io.err)
-	events := fs.Int("events", 2000, "sample events to write")
-	shards := fs.Int("shards", 4, "shards of the demo stream")
-	keep := fs.Bool("keep", false, "keep the stack and the worker running until Ctrl-C")
-	httpAddr := fs.String("http-addr", "127.0.0.1:8080", `address of /healthz, /readyz, /metrics, or "off"`)
-	logLevel := fs.String("log-level", "warn", "worker log level")
-	fs.Usage = func() {
-		fmt.Fprint(io.err, demoHelp)
-		fs.PrintDefaults()
-	}
-	if _, err := parseArgs(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if *events < 1 || *shards < 1 || *shards > 50 {
-		fmt.Fprintln(io.err, "consumer demo: --events must be positive and --shards between 1 and 50")
-		return exitUsage
-	}
-	if err := demo(ctx, io, *events, *shards, *keep, *httpAddr, *logLevel); err != nil {
-		fmt.Fprintf(io.err, "consumer demo: %v\n", err)
-		if errors.Is(err, emulators.ErrNotInstalled) {
-			return exitUsage
-		}
-		return exitBadInput
-	}
-	return exitOK
-}
 
 // demoStack is the embedded local stack.
 type demoStack struct {
@@ -119,8 +74,7 @@ func (s *demoStack) stop() {
 	s.dynamo.Stop()
 }
 
-func demo(ctx context.Context, io stdio, events, shards int, keep bool, httpAddr, logLevel string) error {
-	out := io.out
+func demo(ctx context.Context, out, errw io.Writer, events, shards int, keep bool, httpAddr, logLevel string) error {
 	fmt.Fprintln(out, "eventrelay demo: Kinesis -> Kafka on a local stack (no cloud account, no Docker)")
 	st, err := startDemoStack()
 	if err != nil {
@@ -159,13 +113,13 @@ func demo(ctx context.Context, io stdio, events, shards int, keep bool, httpAddr
 	const poison = 3
 	fmt.Fprintf(out, "wrote %d events in %d records (+%d poison records) to Kinesis\n", written, records, poison)
 
-	log, err := logger(cfg, io.err)
+	log, err := app.Logger(cfg, errw)
 	if err != nil {
 		return err
 	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- stream(runCtx, cfg, backfill{}, io, log) }()
+	go func() { done <- app.Stream(runCtx, cfg, out, log, nil) }()
 	start := time.Now()
 	counts, sample, err := waitForKafka(ctx, st.brokers, written, poison, 2*time.Minute)
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"fmt"
@@ -6,13 +6,27 @@ import (
 	"os"
 	"strings"
 
+	"github.com/eventrelay/eventrelay/internal/config"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 )
 
-// newLogger builds the process logger: JSON lines by default, a console
+// Logger builds the process logger from log.level (default info) and
+// log.format (default auto).
+func Logger(c config.Config, w io.Writer) (zerolog.Logger, error) {
+	level, format := c.Log.Level, c.Log.Format
+	if level == "" {
+		level = "info"
+	}
+	if format == "" {
+		format = "auto"
+	}
+	return NewLogger(w, format, level)
+}
+
+// NewLogger builds a logger: JSON lines by default, a console
 // format when w is a terminal or format is "console".
-func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
+func NewLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
 	if err != nil || level == "" {
 		return zerolog.Nop(), fmt.Errorf("log-level: want trace, debug, info, warn or error, got %q", level)
