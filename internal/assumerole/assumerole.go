@@ -206,11 +206,8 @@ func (r Role) externalID() (string, error) {
 	if r.ExternalIDFile == "" {
 		return r.ExternalID.Reveal(), nil
 	}
-	b, err := os.ReadFile(r.ExternalIDFile)
-	if err != nil {
-		return "", fmt.Errorf("reading external_id_file: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
+	id, err := secret.FromFile("external_id_file", r.ExternalIDFile)
+	return id.Reveal(), err
 }
 
 func stsClient(cfg aws.Config, endpoint string) *sts.Client {

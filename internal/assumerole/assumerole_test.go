@@ -251,3 +251,30 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestExternalIDFile: the file's line ending is not part of the external
+// ID; an empty file fails before STS is called, naming the setting.
+func TestExternalIDFile(t *testing.T) {
+	for _, tc := range []struct {
+		name, content, wantErr string
+	}{
+		{"CRLF", externalID + "\r\n", ""},
+		{"no newline", externalID, ""},
+		{"empty", "", "external_id_file: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			awstest.IsolateEnv(t)
+			setBaseKeys(t)
+			sts := newSTS(t)
+			idFile := filepath.Join(t.TempDir(), "external-id")
+			os.WriteFile(idFile, []byte(tc.content), 0o600)
+			_, _, err := Load(context.Background(), Config{Endpoints: Endpoints{STS: sts.URL}}, Role{RoleARN: roleARN, ExternalIDFile: idFile})
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("err = %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || len(sts.Calls()) != 0):
+				t.Fatalf("err = %v, %d STS calls; want %q before any call", err, len(sts.Calls()), tc.wantErr)
+			}
+		})
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -127,18 +126,14 @@ func NewAkeneo(cfg AkeneoConfig, s sink.Sink, log zerolog.Logger, reg prometheus
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	token := cfg.Token.Reveal()
-	if cfg.TokenFile != "" {
-		b, err := os.ReadFile(cfg.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("source.akeneo.token_file: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
+	token, err := orFile(cfg.Token, cfg.TokenFile, "source.akeneo.token_file")
+	if err != nil {
+		return nil, err
 	}
 	c := newClient(cfg.Timeout)
 	c.auth = func(_ context.Context, r *http.Request) error {
 		r.Header.Set("X-PIM-URL", cfg.PIMURL)
-		r.Header.Set("X-PIM-TOKEN", token)
+		r.Header.Set("X-PIM-TOKEN", token.Reveal())
 		r.Header.Set("X-PIM-CLIENT-ID", cfg.ClientID)
 		return nil
 	}

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/eventrelay/eventrelay/internal/atomicfile"
 	"github.com/eventrelay/eventrelay/internal/envelope"
 )
 
@@ -94,11 +94,7 @@ func (c *Cursor) save() error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(filepath.Dir(c.path), "."+filepath.Base(c.path)+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("writing the poll cursor: %w", err)
-	}
-	if err := os.Rename(tmp, c.path); err != nil {
+	if err := atomicfile.Write(c.path, b, 0o600); err != nil {
 		return fmt.Errorf("writing the poll cursor: %w", err)
 	}
 	return nil

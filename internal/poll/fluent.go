@@ -1,16 +1,11 @@
 package poll
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/eventrelay/eventrelay/internal/envelope"
@@ -35,6 +30,10 @@ type FluentConfig struct {
 	ClientID         string        `yaml:"client_id"`
 	ClientSecret     secret.String `yaml:"client_secret"`
 	ClientSecretFile string        `yaml:"client_secret_file"`
+	// TokenAuthStyle is how client_id and client_secret reach token_url:
+	// "params" (default; in the form body, as Fluent documents) or
+	// "header" (HTTP Basic, RFC 6749 section 2.3.1).
+	TokenAuthStyle string `yaml:"token_auth_style"`
 	// Optional filters, sent as the API's query parameters.
 	Name           string `yaml:"name"`
 	Category       string `yaml:"category"`
@@ -60,6 +59,9 @@ func (c FluentConfig) Validate() error {
 	}
 	if c.ClientSecret == "" && c.ClientSecretFile == "" {
 		errs = append(errs, errors.New("source.fluent.client_secret_file: must be set (or source.fluent.client_secret)"))
+	}
+	if _, ok := tokenAuthStyles[c.TokenAuthStyle]; !ok {
+		errs = append(errs, fmt.Errorf("source.fluent.token_auth_style: want params or header, got %q", c.TokenAuthStyle))
 	}
 	return errors.Join(errs...)
 }
@@ -88,62 +90,6 @@ func (f fluent) pageURL(from, to time.Time, page, size int) string {
 	return strings.TrimRight(f.c.BaseURL, "/") + "/api/v4.1/event?" + q.Encode()
 }
 
-// oauth holds a bearer token from the password grant, renewed before it
-// expires and after a 401.
-type oauth struct {
-	c       FluentConfig
-	http    *http.Client
-	mu      sync.Mutex
-	token   string
-	expires time.Time
-	pw, cs  string
-}
-
-func (o *oauth) refresh(ctx context.Context) error {
-	q := url.Values{"username": {o.c.Username}, "password": {o.pw}, "client_id": {o.c.ClientID},
-		"client_secret": {o.cs}, "grant_type": {"password"}, "scope": {"api"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.c.TokenURL, strings.NewReader(q.Encode()))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := o.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("requesting a token from %s: %w", o.c.TokenURL, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("token endpoint %s answered HTTP %d: %w: check source.fluent.username, password and client credentials", o.c.TokenURL, resp.StatusCode, ErrUnauthorized)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int    `json:"expires_in"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
-		return fmt.Errorf("token endpoint %s returned no access_token", o.c.TokenURL)
-	}
-	o.mu.Lock()
-	o.token = tok.AccessToken
-	o.expires = time.Now().Add(time.Duration(max(tok.ExpiresIn, 60)-30) * time.Second)
-	o.mu.Unlock()
-	return nil
-}
-
-func (o *oauth) auth(ctx context.Context, r *http.Request) error {
-	o.mu.Lock()
-	expired := o.token == "" || time.Now().After(o.expires)
-	o.mu.Unlock()
-	if expired {
-		if err := o.refresh(ctx); err != nil {
-			return err
-		}
-	}
-	o.mu.Lock()
-	r.Header.Set("Authorization", "Bearer "+o.token)
-	o.mu.Unlock()
-	return nil
-}
-
 // NewFluent builds the Fluent Commerce events poller.
 func NewFluent(cfg FluentConfig, s sink.Sink, log zerolog.Logger, reg prometheus.Registerer) (*Poller, error) {
 	if err := cfg.Validate(); err != nil {
@@ -152,28 +98,25 @@ func NewFluent(cfg FluentConfig, s sink.Sink, log zerolog.Logger, reg prometheus
 	if cfg.TokenURL == "" {
 		cfg.TokenURL = strings.TrimRight(cfg.BaseURL, "/") + "/oauth/token"
 	}
-	pw, err := fromFile(cfg.Password, cfg.PasswordFile, "source.fluent.password_file")
+	pw, err := orFile(cfg.Password, cfg.PasswordFile, "source.fluent.password_file")
 	if err != nil {
 		return nil, err
 	}
-	cs, err := fromFile(cfg.ClientSecret, cfg.ClientSecretFile, "source.fluent.client_secret_file")
+	cs, err := orFile(cfg.ClientSecret, cfg.ClientSecretFile, "source.fluent.client_secret_file")
 	if err != nil {
 		return nil, err
 	}
 	cfg.Common = cfg.Common.withDefaults()
-	o := &oauth{c: cfg, http: &http.Client{Timeout: cfg.Timeout}, pw: pw, cs: cs}
+	o := newFluentToken(cfg, pw, cs)
 	c := newClient(cfg.Timeout)
 	c.auth, c.refresh = o.auth, o.refresh
 	return newPoller(fluent{cfg}, c, cfg.Common, s, log.With().Str("api", "fluent-events").Logger(), reg)
 }
 
-func fromFile(v secret.String, file, field string) (string, error) {
+// orFile returns the secret in file when it is set, else v.
+func orFile(v secret.String, file, field string) (secret.String, error) {
 	if file == "" {
-		return v.Reveal(), nil
+		return v, nil
 	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", field, err)
-	}
-	return strings.TrimSpace(string(b)), nil
+	return secret.FromFile(field, file)
 }

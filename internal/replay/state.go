@@ -5,15 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
+
+	"github.com/eventrelay/eventrelay/internal/atomicfile"
 )
 
 // State records a replay's progress so an interrupted replay resumes:
 // objects completed, and for objects in flight the offset up to which
-// every event was acknowledged. It is rewritten atomically (temp file +
-// rename) after every acknowledged batch.
+// every event was acknowledged. It is rewritten atomically and durably
+// (internal/atomicfile) after every acknowledged batch.
 type State struct {
 	path string
 	mu   sync.Mutex
@@ -133,20 +134,7 @@ func (s *State) save() error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(s.path), ".replay-state-*")
-	if err != nil {
-		return fmt.Errorf("writing replay state: %w", err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("writing replay state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("writing replay state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
+	if err := atomicfile.Write(s.path, b, 0o600); err != nil {
 		return fmt.Errorf("writing replay state: %w", err)
 	}
 	return nil

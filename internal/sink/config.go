@@ -228,20 +228,19 @@ func (c SASLConfig) build() (sasl.Mechanism, error) {
 	if c.Mechanism == "" {
 		return nil, nil
 	}
-	pw := c.Password.Reveal()
+	pw := c.Password
 	if c.PasswordFile != "" {
-		b, err := os.ReadFile(c.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("sink.kafka.sasl.password_file: %w", err)
+		var err error
+		if pw, err = secret.FromFile("sink.kafka.sasl.password_file", c.PasswordFile); err != nil {
+			return nil, err
 		}
-		pw = strings.TrimRight(string(b), "\r\n")
 	}
 	switch strings.ToUpper(c.Mechanism) {
 	case "PLAIN":
-		return plain.Mechanism{Username: c.Username, Password: pw}, nil
+		return plain.Mechanism{Username: c.Username, Password: pw.Reveal()}, nil
 	case "SCRAM-SHA-256":
-		return scram.Mechanism(scram.SHA256, c.Username, pw)
+		return scram.Mechanism(scram.SHA256, c.Username, pw.Reveal())
 	default:
-		return scram.Mechanism(scram.SHA512, c.Username, pw)
+		return scram.Mechanism(scram.SHA512, c.Username, pw.Reveal())
 	}
 }

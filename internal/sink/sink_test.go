@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl/plain"
 )
 
 func TestRouter(t *testing.T) {
@@ -192,5 +195,36 @@ func TestStdoutSink(t *testing.T) {
 	cancel()
 	if err := s.Deliver(ctx, &b); err == nil {
 		t.Error("Deliver on a cancelled context succeeded")
+	}
+}
+
+// TestSASLPasswordFile: the file's line ending is not part of the password;
+// an empty or missing file is an error naming the setting.
+func TestSASLPasswordFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, content, wantErr string
+	}{
+		{"CRLF", "hunter2\r\n", ""},
+		{"LF", "hunter2\n", ""},
+		{"empty", "", "sink.kafka.sasl.password_file: "},
+		{"missing", "-", "sink.kafka.sasl.password_file: open "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name)
+			if tc.content != "-" {
+				os.WriteFile(path, []byte(tc.content), 0o600)
+			}
+			m, err := SASLConfig{Mechanism: "PLAIN", Username: "u", PasswordFile: path}.build()
+			if tc.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if p, ok := m.(plain.Mechanism); err != nil || !ok || p.Password != "hunter2" {
+				t.Fatalf("mechanism %#v, %v", m, err)
+			}
+		})
 	}
 }
