@@ -8,7 +8,6 @@ import (
 
 	"github.com/eventrelay/eventrelay/internal/app"
 	"github.com/eventrelay/eventrelay/internal/config"
-	"github.com/eventrelay/eventrelay/internal/envelope"
 	kin "github.com/eventrelay/eventrelay/internal/kinesis"
 	"github.com/eventrelay/eventrelay/internal/replay"
 	"github.com/eventrelay/eventrelay/internal/sink"
@@ -68,10 +67,10 @@ func (b backfill) run(ctx context.Context, cfg config.Config, clients kin.Client
 	from, _ := replay.ParseTime(b.from)
 	log.Info().Str("source", b.url).Time("from", from).Msg("backfilling before following the stream")
 	ov := replay.NewOverlap(2 * b.overlap)
-	f := replayFlags{layout: "auto", format: "auto", lateness: "auto", concurrency: 4, maxEvent: envelope.DefaultMaxEventSize, maxRecord: envelope.DefaultMaxRecordSize}
-	env := replayEnv{aws: cfg.AWS.Config, role: cfg.AWS.ReplayRole, io: io, log: log, reg: reg, getenv: b.getenv}
-	sum, err := replayRun(ctx, f, []string{b.url}, replay.Window{From: from}, ov.Recording(s), env)
-	var nothing *nothingToReplay
+	job := &replay.Job{URLs: []string{b.url}, Window: replay.Window{From: from}, Lateness: replay.AutoLateness,
+		Target: target(cfg), AWS: cfg.AWS.Config, Role: cfg.AWS.ReplayRole, Getenv: b.getenv, Log: log, Registry: reg, Progress: io.err}
+	sum, err := job.Run(ctx, ov.Recording(s))
+	var nothing *replay.NothingToReplay
 	if errors.As(err, &nothing) {
 		// An export with nothing after --backfill-from is no reason not to follow the stream.
 		log.Warn().Err(err).Str("source", b.url).Msg("nothing to backfill; following the stream from --backfill-from")

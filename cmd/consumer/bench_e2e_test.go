@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/eventrelay/eventrelay/internal/kafkatest"
+	"github.com/eventrelay/eventrelay/internal/testnet"
 )
 
 // BenchmarkReplayEndToEnd runs the real `consumer replay` binary over a
@@ -103,4 +105,119 @@ func writeBenchExport(b *testing.B, dir string, size int) (events, written int64
 		f.Close()
 	}
 	return events, written
+}
+
+// BenchmarkReplayDefaults is the issue-15 scenario: `consumer replay` with
+// default settings replays 100,000 OneWelcome events (~1.2 KB each, 20 gzip
+// Firehose files) into a kfake broker running as a separate process (built
+// from localstack/kfake), restarted empty for each run. It reports wall
+// time, events/s, the replay's CPU time per event and its peak RSS; run it
+// with -count 5 for the median and spread (scripts/bench.sh).
+func BenchmarkReplayDefaults(b *testing.B) {
+	dir := b.TempDir()
+	events := writeDefaultsExport(b, dir, 20, 5000)
+	bin := consumerBinary(b)
+	broker := kfakeBinary(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		addr, stop := startKfakeProcess(b, broker)
+		b.StartTimer()
+		start := time.Now()
+		cmd := exec.Command(bin, "replay", dir, "--brokers", addr, "--log-level", "warn", "--state", filepath.Join(b.TempDir(), "s.json"))
+		var out syncBuf
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		rss := sampleRSS(cmd.Process.Pid)
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("replay: %v\n%s", err, out.String())
+		}
+		el := time.Since(start).Seconds()
+		b.StopTimer()
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		b.ReportMetric(el, "wall_s")
+		b.ReportMetric(float64(events)/el, "events/s")
+		b.ReportMetric(cpu/float64(events)*1e6, "cpu_us/event")
+		b.ReportMetric(rss.MB(), "peak_rss_MB")
+		stop()
+		b.StartTimer()
+	}
+}
+
+// writeDefaultsExport writes files gzip Firehose files of n OneWelcome
+// events each (10 per envelope, ~1.2 KB per event) and returns the count.
+func writeDefaultsExport(b *testing.B, dir string, files, n int) int {
+	pad := strings.Repeat("p", 1200-300)
+	events := 0
+	for f := range files {
+		p := filepath.Join(dir, "public", "2024", "02", "01", fmt.Sprintf("%02d", f), fmt.Sprintf("export-%d.gz", f))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		fh, err := os.Create(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		zw := gzip.NewWriter(fh)
+		w := bufio.NewWriter(zw)
+		for e := 0; e < n; e += 10 {
+			w.WriteString(`{"events":[`)
+			for i := range 10 {
+				if i > 0 {
+					w.WriteByte(',')
+				}
+				fmt.Fprintf(w, `{"metadata":{"eventId":"%08d-0000-4000-8000-000000000000","type":"UserSignedInEvent","category":"public","aggregateId":"agg-%d","tenantId":"50a7dbf5-ce45-4f57-ab9a-554c23510a01","producerId":"identity-service","occurredTime":"2024-02-01T%02d:00:00.000001+00:00","metadataVersion":"1.0","payloadVersion":"1.0"},"payload":{"pad":"%s"}}`, events, events%997, f, pad)
+				events++
+			}
+			w.WriteString("]}\n")
+		}
+		w.Flush()
+		zw.Close()
+		fh.Close()
+	}
+	return events
+}
+
+var (
+	kfakeOnce sync.Once
+	kfakePath string
+	kfakeErr  error
+)
+
+// kfakeBinary builds localstack/kfake once.
+func kfakeBinary(b *testing.B) string {
+	kfakeOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "eventrelay-kfake-")
+		if err != nil {
+			kfakeErr = err
+			return
+		}
+		kfakePath = filepath.Join(dir, "kfake")
+		if out, err := exec.Command("go", "build", "-o", kfakePath, "../../localstack/kfake").CombinedOutput(); err != nil {
+			kfakeErr = fmt.Errorf("go build kfake: %v\n%s", err, out)
+		}
+	})
+	if kfakeErr != nil {
+		b.Fatal(kfakeErr)
+	}
+	return kfakePath
+}
+
+// startKfakeProcess runs the broker as its own process on a free port.
+func startKfakeProcess(b *testing.B, bin string) (addr string, stop func()) {
+	port := testnet.FreePorts(b, 1)[0]
+	cmd := exec.Command(bin, "-port", strconv.Itoa(port), "-partitions", "6", "-topics", "events.onewelcome,events.dlq,events")
+	var out syncBuf
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "listening"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			b.Fatalf("kfake did not start:\n%s", out.String())
+		}
+	}
+	return "127.0.0.1:" + strconv.Itoa(port), func() { cmd.Process.Kill(); cmd.Wait() }
 }

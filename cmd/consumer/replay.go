@@ -6,17 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/eventrelay/eventrelay/internal/app"
-	"github.com/eventrelay/eventrelay/internal/assumerole"
+	"github.com/eventrelay/eventrelay/internal/config"
 	"github.com/eventrelay/eventrelay/internal/envelope"
-	"github.com/eventrelay/eventrelay/internal/pipeline"
 	"github.com/eventrelay/eventrelay/internal/replay"
-	"github.com/eventrelay/eventrelay/internal/sink"
 	"github.com/mattn/go-isatty"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 )
 
 const replayHelp = `Usage: consumer replay [flags] URL...
@@ -117,47 +114,23 @@ func runReplay(ctx context.Context, args []string, io stdio, getenv func(string)
 }
 
 func replayCmd(ctx context.Context, f replayFlags, urls []string, io stdio, getenv func(string) string) error {
-	if len(urls) == 0 {
-		return &app.ConfigError{Err: errors.New("give at least one URL (s3://bucket/prefix, gs://bucket/prefix or a directory); see --help")}
-	}
-	var w replay.Window
-	var err error
-	if f.from != "" {
-		if w.From, err = replay.ParseTime(f.from); err != nil {
-			return &app.ConfigError{Err: fmt.Errorf("--from: %w", err)}
-		}
-	}
-	if f.to != "" {
-		if w.To, err = replay.ParseTime(f.to); err != nil {
-			return &app.ConfigError{Err: fmt.Errorf("--to: %w", err)}
-		}
-	}
-	if !w.From.IsZero() && !w.To.IsZero() && !w.From.Before(w.To) {
-		return &app.ConfigError{Err: errors.New("--from must be before --to")}
-	}
-	if _, err := replay.ParseLayout(f.layout); err != nil {
-		return &app.ConfigError{Err: fmt.Errorf("--layout: %w", err)}
-	}
-	if _, err := envelope.ParseFormat(f.format); err != nil {
-		return &app.ConfigError{Err: fmt.Errorf("--format: %w", err)}
-	}
-	if _, err := parseLateness(f.lateness); err != nil {
-		return &app.ConfigError{Err: fmt.Errorf("--lateness: %w", err)}
-	}
-	cfg, err := f.common.load(getenv)
-	if err == nil && !f.dryRun {
-		err = cfg.Validate()
-	}
+	cfg, job, err := f.job(urls, getenv)
 	if err != nil {
-		return &app.ConfigError{Err: fmt.Errorf("configuration: %w", err)}
+		return &app.ConfigError{Err: err}
 	}
 	log, err := app.Logger(cfg, io.err)
 	if err != nil {
 		return &app.ConfigError{Err: err}
 	}
-	env := replayEnv{aws: cfg.AWS.Config, role: cfg.AWS.ReplayRole, io: io, log: log, getenv: getenv}
+	job.Log = log
+	if fd, ok := io.err.(*os.File); ok {
+		job.Progress, job.TTY = io.err, isatty.IsTerminal(fd.Fd())
+	}
 	if f.dryRun {
-		_, err := planReplay(ctx, f, urls, w, env)
+		p, err := job.Plan(ctx)
+		if p != nil {
+			fmt.Fprintln(io.out, strings.Join(p.Lines, "\n"))
+		}
 		return err
 	}
 	srv, err := app.StartOps(ctx, cfg, "", log)
@@ -170,92 +143,63 @@ func replayCmd(ctx context.Context, f replayFlags, urls []string, io stdio, gete
 	}
 	defer s.Close()
 	srv.SetReady(func() error { return nil })
-	env.reg = srv.Registry()
-	_, err = replayRun(ctx, f, urls, w, s, env)
+	job.Registry = srv.Registry()
+	_, err = job.Run(ctx, s)
 	return err
 }
 
-// replayEnv is what a replay takes from its process.
-type replayEnv struct {
-	aws    assumerole.Config
-	role   assumerole.Role
-	io     stdio
-	log    zerolog.Logger
-	reg    prometheus.Registerer
-	getenv func(string) string
-}
-
-// replayRun plans and replays urls into s, keeping progress in the state
-// file, and logs a summary. It returns a *nothingToReplay when nothing
-// matched: no object, or objects with no event in the window, unless the
-// state says an earlier run delivered from them (a finished replay rerun
-// succeeds; an empty one fails again).
-func replayRun(ctx context.Context, f replayFlags, urls []string, w replay.Window, s sink.Sink, env replayEnv) (replay.Summary, error) {
-	plan, err := planReplay(ctx, f, urls, w, env)
-	if err != nil {
-		return replay.Summary{}, err
+// job checks the flags and the configuration and turns them into a replay
+// job (logger and registry still to set).
+func (f replayFlags) job(urls []string, getenv func(string) string) (config.Config, *replay.Job, error) {
+	if len(urls) == 0 {
+		return config.Config{}, nil, errors.New("give at least one URL (s3://bucket/prefix, gs://bucket/prefix or a directory); see --help")
 	}
-	statePath, err := replayStatePath(f.stateFile, plan.where, w, env.getenv)
-	if err != nil {
-		return replay.Summary{}, err
-	}
-	env.log.Info().Str("state", statePath).Bool("restart", f.restart).Msg("replay state")
-	state, err := replay.LoadState(statePath, plan.where, w, f.restart)
-	if err != nil {
-		return replay.Summary{}, &app.ConfigError{Err: err}
-	}
-	r := replay.NewRunner(replay.Options{Window: w, Tenant: f.tenant, Concurrency: f.concurrency, RateLimit: f.rate,
-		MaxEventSize: f.maxEvent, MaxRecordSize: f.maxRecord}, s, state, env.log)
-	r.Progress.Register(env.reg)
-	r.Metrics = pipeline.NewMetrics(env.reg)
-	progCtx, stopProg := context.WithCancel(ctx)
-	tty := false
-	if fd, ok := env.io.err.(*os.File); ok {
-		tty = isatty.IsTerminal(fd.Fd())
-	}
-	done := make(chan struct{})
-	go func() {
-		r.Progress.Report(progCtx, env.io.err, tty, env.log)
-		close(done)
-	}()
-	sum, runErr := r.Run(ctx, plan.sources)
-	stopProg()
-	<-done
-	logSummary(env.log, sum, statePath)
-	if runErr == nil && sum.Events == 0 && sum.Dead == 0 && sum.Earlier == 0 {
-		return sum, &nothingToReplay{fmt.Sprintf("%d object(s) read, none held an event in the window %s (%s)", sum.Objects, w, strings.Join(plan.found, "; "))}
-	}
-	return sum, runErr
-}
-
-func logSummary(log zerolog.Logger, s replay.Summary, statePath string) {
-	rate := 0.0
-	if s.Elapsed > 0 {
-		rate = float64(s.Events) / s.Elapsed.Seconds()
-	}
-	log.Info().Int("objects", s.Objects).Int("objects_already_done", s.Skipped).Int("objects_failed", s.Failed).
-		Int64("events", s.Events).Int64("dead_letters", s.Dead).Int64("outside_window", s.Outside).Int64("bytes", s.Bytes).
-		Dur("elapsed", s.Elapsed).Float64("events_per_s", rate).Str("state", statePath).Msg("replay finished")
-}
-
-// openStore connects to the location's store.
-func openStore(ctx context.Context, loc replay.Location, aws assumerole.Config, role assumerole.Role, gcsKeyFile string) (replay.Store, error) {
-	switch loc.Scheme {
-	case "s3":
-		cfg, _, err := assumerole.Load(ctx, aws, role)
-		if err != nil {
-			return nil, fmt.Errorf("aws.replay_role: %w", err)
+	j := &replay.Job{URLs: urls, Tenant: f.tenant, Concurrency: f.concurrency, RateLimit: f.rate, State: f.stateFile,
+		Restart: f.restart, GCSKeyFile: f.gcsKeyFile, MaxEventSize: f.maxEvent, MaxRecordSize: f.maxRecord, Getenv: getenv}
+	var err error
+	if f.from != "" {
+		if j.Window.From, err = replay.ParseTime(f.from); err != nil {
+			return config.Config{}, nil, fmt.Errorf("--from: %w", err)
 		}
-		return replay.S3Store{Client: replay.NewS3Client(cfg, aws.EndpointFor(assumerole.ServiceS3)), Bucket: loc.Bucket}, nil
-	case "gs":
-		c, err := replay.NewGCSClient(ctx, gcsKeyFile)
-		if err != nil {
-			return nil, err
+	}
+	if f.to != "" {
+		if j.Window.To, err = replay.ParseTime(f.to); err != nil {
+			return config.Config{}, nil, fmt.Errorf("--to: %w", err)
 		}
-		return replay.GCSStore{Client: c, Bucket: loc.Bucket}, nil
 	}
-	if st, err := os.Stat(loc.Bucket); err != nil || !st.IsDir() {
-		return nil, &app.ConfigError{Err: fmt.Errorf("%s is not a directory", loc.Bucket)}
+	if !j.Window.From.IsZero() && !j.Window.To.IsZero() && !j.Window.From.Before(j.Window.To) {
+		return config.Config{}, nil, errors.New("--from must be before --to")
 	}
-	return replay.DirStore{Root: loc.Bucket}, nil
+	if j.Layout, err = replay.ParseLayout(f.layout); err != nil {
+		return config.Config{}, nil, fmt.Errorf("--layout: %w", err)
+	}
+	if j.Format, err = envelope.ParseFormat(f.format); err != nil {
+		return config.Config{}, nil, fmt.Errorf("--format: %w", err)
+	}
+	if j.Lateness, err = replay.ParseLateness(f.lateness); err != nil {
+		return config.Config{}, nil, fmt.Errorf("--lateness: %w", err)
+	}
+	cfg, err := f.common.load(getenv)
+	if err == nil && !f.dryRun {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		return cfg, nil, fmt.Errorf("configuration: %w", err)
+	}
+	j.AWS, j.Role, j.Target = cfg.AWS.Config, cfg.AWS.ReplayRole, target(cfg)
+	if cfg.SinkType() == "stdout" && j.State == "" {
+		j.State = replay.NoState // a preview records no progress
+	}
+	return cfg, j, nil
+}
+
+// target names where a run's events go, for the replay state.
+func target(cfg config.Config) string {
+	if cfg.SinkType() == "stdout" {
+		return "stdout"
+	}
+	k := cfg.Sink.Kafka
+	brokers := slices.Clone(k.Brokers)
+	slices.Sort(brokers)
+	return fmt.Sprintf("kafka %s topic %s fallback %s dlq %s", strings.Join(brokers, ","), k.Topic, k.FallbackTopic, k.DLQTopic)
 }

@@ -103,7 +103,8 @@ func TestReplayCommand(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "s.json")
 
 	code, out, stderr := runCLI(t, "", "replay", "--dry-run", dir, "--from", "2024-02-02", "--tenant", "acme", "--http-addr", "off")
-	if code != exitOK || !strings.Contains(out, "layout daily") || !strings.Contains(out, "2024-02-02/000000000000.json") || strings.Contains(out, "2024-02-01/") {
+	// The day before --from is listed too: the vendor's day folders need not be UTC days.
+	if code != exitOK || !strings.Contains(out, "layout daily") || !strings.Contains(out, "2024-02-02/000000000000.json") || !strings.Contains(out, "2024-02-01/") {
 		t.Errorf("dry run: exit %d\n%s\n%s", code, out, stderr)
 	}
 	code, out, _ = runCLI(t, "", "replay", dir, "--sink", "stdout", "--from", "2024-02-01T12", "--tenant", "acme", "--state", state, "--http-addr", "off")

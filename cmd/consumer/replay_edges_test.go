@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/eventrelay/eventrelay/internal/kafkatest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,6 +115,7 @@ func TestReplayStateInUserStateDir(t *testing.T) {
 	a := ftExport(t, t.TempDir(), "ocff-a-prd-public-events-export-bucket")
 	b := ftExport(t, t.TempDir(), "ocff-b-prd-public-events-export-bucket")
 	xdg, home := t.TempDir(), t.TempDir()
+	kc := kafkatest.Start(t, 1, 2)
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -126,8 +128,8 @@ func TestReplayStateInUserStateDir(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, src := range []string{a, b} {
 				t.Chdir(src)
-				code, out, stderr := runCLIEnv(t, tc.env, "replay", ".", "--restart", "--sink", "stdout", "--http-addr", "off")
-				if code != exitOK || !strings.Contains(out, `"id":"ev-1"`) {
+				code, out, stderr := runCLIEnv(t, tc.env, "replay", ".", "--restart", "--brokers", kc.Addrs[0], "--http-addr", "off")
+				if code != exitOK {
 					t.Fatalf("replay of %s: exit %d\nout: %s\nstderr: %s", src, code, out, stderr)
 				}
 				if !strings.Contains(stderr, tc.dir) {
@@ -146,8 +148,12 @@ func TestReplayStateInUserStateDir(t *testing.T) {
 			}
 		})
 	}
-	code, _, stderr := runCLIEnv(t, nil, "replay", a, "--sink", "stdout", "--http-addr", "off")
+	code, _, stderr := runCLIEnv(t, nil, "replay", a, "--brokers", kc.Addrs[0], "--http-addr", "off")
 	if code != exitUsage || !strings.Contains(stderr, "--state") {
 		t.Errorf("no XDG_STATE_HOME, HOME or --state: exit %d, want %d\n%s", code, exitUsage, stderr)
+	}
+	// A preview to stdout records no progress, so it needs no state directory.
+	if code, out, stderr := runCLIEnv(t, nil, "replay", a, "--sink", "stdout", "--http-addr", "off"); code != exitOK || !strings.Contains(out, `"id":"ev-1"`) {
+		t.Errorf("preview without a state directory: exit %d\n%s%s", code, out, stderr)
 	}
 }

@@ -45,8 +45,15 @@ func firehoseExport(t *testing.T, n int) string {
 
 func runReplayBin(t *testing.T, brokers, dir, state string) (int, string) {
 	t.Helper()
-	cmd := exec.Command(consumerBinary(t), "replay", dir, "--brokers", brokers, "--http-addr", "off", "--state", state)
-	cmd.Env = append(os.Environ(), "EVENTRELAY_LOG_FORMAT=json")
+	return replayBin(t, nil, dir, "--brokers", brokers, "--state", state)
+}
+
+// replayBin runs `consumer replay args...` with env added, without the
+// operations server, and returns its exit code and output.
+func replayBin(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(consumerBinary(t), append([]string{"replay", "--http-addr", "off"}, args...)...)
+	cmd.Env = append(append(os.Environ(), "EVENTRELAY_LOG_FORMAT=json"), env...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	done := make(chan struct{})

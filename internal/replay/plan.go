@@ -103,9 +103,13 @@ func hourHolds(h time.Time, late time.Duration) (time.Time, time.Time) {
 	return h.Add(-late), h.Add(2 * time.Hour)
 }
 
-// dayHolds is the range of occurred_at a daily folder may hold.
+// dayHolds is the range of occurred_at a daily folder may hold: from late
+// before the day to the end of the next day. The vendor does not say the
+// folders are UTC days; a folder named after a local date west of UTC
+// holds events of the next UTC day (seen: 22:00-02:00 filed under that
+// day), so a replay also reads the day before its window.
 func dayHolds(d time.Time, late time.Duration) (time.Time, time.Time) {
-	return d.Add(-late), d.Add(24 * time.Hour)
+	return d.Add(-late), d.Add(48 * time.Hour)
 }
 
 // exportHolds is the range of occurred_at an Infobip export named for
@@ -329,4 +333,20 @@ func ParseTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q: want RFC 3339 (2024-02-01T09:00:00Z), a date (2024-02-01) or an hour (2024-02-01T09), UTC", s)
+}
+
+// ParseLateness reads a lateness setting: "auto" (or empty) is the
+// layout's default (AutoLateness), otherwise a non-negative duration.
+func ParseLateness(s string) (time.Duration, error) {
+	if s == "" || s == "auto" {
+		return AutoLateness, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%s: must not be negative", s)
+	}
+	return d, nil
 }

@@ -291,8 +291,8 @@ func fulfillmenttoolsExport(days int) exportSet {
 
 // TestReplayFulfillmenttoolsGCS reads daily folders from fake-gcs-server,
 // half of the objects stored with Content-Encoding: gzip (which GCS would
-// transcode): each is gunzipped exactly once, only the window's days and
-// the next (late files) are listed, and the tenant comes from the bucket name.
+// transcode): each is gunzipped exactly once, only the window's days, the
+// one before and the next (late files) are listed, and the tenant comes from the bucket name.
 func TestReplayFulfillmenttoolsGCS(t *testing.T) {
 	x := fulfillmenttoolsExport(4)
 	bucket := "ocff-acme-prd-public-events-export-bucket"
@@ -304,8 +304,8 @@ func TestReplayFulfillmenttoolsGCS(t *testing.T) {
 	if err != nil || found != LayoutDaily {
 		t.Fatalf("plan: layout %s, err %v", found, err)
 	}
-	if len(cs.listed) != 3 || len(objs) != 6 {
-		t.Errorf("listed %v (%d objects), want the 2 days of the window and the next", cs.listed, len(objs))
+	if len(cs.listed) != 4 || len(objs) != 8 {
+		t.Errorf("listed %v (%d objects), want the day before the window (folders may be local days), its 2 days and the next (late files)", cs.listed, len(objs))
 	}
 	state, _ := LoadState("", nil, w, false)
 	r := NewRunner(Options{Window: w, Tenant: TenantFromBucket(bucket)}, k, state, zerolog.Nop())

@@ -112,30 +112,35 @@ func (r *Runner) Run(ctx context.Context, sources []Source) (Summary, error) {
 	jobs := r.jobs(sources)
 	var sum Summary
 	var mu sync.Mutex
-	// Objects fail alone; only a missing topic (returned to the group)
-	// stops the others: no retry can mend it.
-	g, gctx := errgroup.WithContext(ctx)
+	// Objects fail alone; a missing topic stops the reading of every
+	// object (no retry can mend it), while what is in flight is still
+	// delivered and recorded, so a rerun repeats nothing.
+	stop, stopReading := context.WithCancelCause(ctx)
+	defer stopReading(nil)
+	var g errgroup.Group
 	g.SetLimit(r.opts.Concurrency)
 	for _, j := range jobs {
-		if gctx.Err() != nil {
+		if stop.Err() != nil {
 			break
 		}
 		g.Go(func() error {
 			earlier := r.state.Delivered(j.id())
-			st, skipped, err := r.object(gctx, j)
+			st, skipped, err := r.object(ctx, stop, j)
 			mu.Lock()
 			defer mu.Unlock()
 			r.Progress.objectsDone.Add(1)
 			sum.add(st, earlier)
 			switch {
 			case errors.Is(err, sink.ErrTopicMissing):
+				stopReading(err)
 				return err
 			case skipped:
 				sum.Skipped++
-			case err != nil && gctx.Err() == nil:
+			case errors.Is(err, errStopped) || err != nil && ctx.Err() != nil:
+			case err != nil:
 				sum.Failed++
 				sum.Failures = append(sum.Failures, fmt.Sprintf("%s: %v", j.id(), err))
-			case err == nil:
+			default:
 				sum.Objects++
 			}
 			return nil
@@ -153,6 +158,9 @@ func (r *Runner) Run(ctx context.Context, sources []Source) (Summary, error) {
 	}
 	return sum, nil
 }
+
+// errStopped ends an object's source when the run stops reading.
+var errStopped = errors.New("reading stopped")
 
 func (s *Summary) add(st ObjectStats, earlier bool) {
 	if earlier {
@@ -184,8 +192,9 @@ func (r *Runner) jobs(sources []Source) []job {
 
 // object replays one object through the pipeline, resuming after what
 // the state says was acknowledged, and records its progress after every
-// acknowledged unit.
-func (r *Runner) object(ctx context.Context, j job) (st ObjectStats, skipped bool, err error) {
+// acknowledged unit. Once stop ends it reads no further, delivers what it
+// handed on, and returns errStopped.
+func (r *Runner) object(ctx, stop context.Context, j job) (st ObjectStats, skipped bool, err error) {
 	id := j.id()
 	done, resume := r.state.Resume(id)
 	if done {
@@ -206,7 +215,7 @@ func (r *Runner) object(ctx context.Context, j job) (st ObjectStats, skipped boo
 	cr := &countingReader{r: rc, n: &r.Progress.bytesDone}
 	or, err := dec.NewObjectReader(cr, j.obj.Key, r.opts.MaxRecordSize)
 	if err == nil {
-		src := &objectSource{r: r, id: id, or: or, resume: resume, st: &st, bytes: func() int64 { return cr.total }}
+		src := &objectSource{r: r, id: id, or: or, resume: resume, st: &st, stop: stop, bytes: func() int64 { return cr.total }}
 		err = pipeline.Run(ctx, r.sink, pipeline.Options{Source: "replay", InFlight: r.opts.InFlight, Keep: src.keep,
 			Log: log, Metrics: r.Metrics}, src)
 	}

@@ -20,6 +20,9 @@ type objectSource struct {
 	or     *envelope.ObjectReader
 	resume int64
 	st     *ObjectStats
+	// stop ends the reading (the run is stopping); units handed on are
+	// still delivered.
+	stop context.Context
 	// bytes is how much of the object was read so far.
 	bytes func() int64
 	// err ends the source: io.EOF, or the stream error met after the
@@ -30,6 +33,9 @@ type objectSource struct {
 func (s *objectSource) Next(ctx context.Context) (*pipeline.Unit, error) {
 	if s.err != nil {
 		return nil, s.err
+	}
+	if s.stop.Err() != nil {
+		return nil, errStopped
 	}
 	var res envelope.Result
 	for len(res.Events)+len(res.Errors) < s.r.opts.BatchSize {

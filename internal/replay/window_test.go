@@ -97,11 +97,14 @@ func firehoseLate(rng *rand.Rand, v lateVendor) exportSet {
 }
 
 // dailyLate: fulfillmenttools files YYYY-MM-DD/ folders (seed 000); an
-// event created at 23:59:59.9 can land in the next day's folder.
+// event created at 23:59:59.9 can land in the next day's folder, and the
+// vendor does not say the folders are UTC days: one named after a local
+// date west of UTC holds the first hours of the next UTC day (an event
+// created 22:00-02:00 filed under its local date).
 func dailyLate(rng *rand.Rand, v lateVendor) exportSet {
 	x := exportSet{objects: map[string][]byte{}, times: map[string]time.Time{}}
 	n := 0
-	lateFiles(rng, v, 24*time.Hour, func(folder time.Time, file string, times []time.Time) {
+	add := func(folder time.Time, file string, times []time.Time) {
 		var body bytes.Buffer
 		for _, t := range times {
 			id := fmt.Sprintf("ft-%04d", len(x.times))
@@ -110,7 +113,12 @@ func dailyLate(rng *rand.Rand, v lateVendor) exportSet {
 		}
 		x.objects[fmt.Sprintf("%s/%012d.json.gz", folder.Format("2006-01-02"), n)] = gz(body.Bytes())
 		n++
-	})
+	}
+	lateFiles(rng, v, 24*time.Hour, add)
+	for d := range v.units {
+		next := day1.Add(time.Duration(d+1) * 24 * time.Hour)
+		add(next.Add(-24*time.Hour), "local", []time.Time{next.Add(within(rng, 10*time.Hour))})
+	}
 	return x
 }
 

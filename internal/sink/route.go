@@ -76,15 +76,15 @@ func (r *Router) Topic(e *envelope.Event) string {
 		if v == "" {
 			return r.fallback
 		}
-		for _, c := range []byte(v) {
-			if !topicChar(c) {
+		for _, c := range v { // one '_' per character, not per UTF-8 byte
+			if c >= 0x80 || !topicChar(byte(c)) {
 				c = '_'
 			}
-			b.WriteByte(c)
+			b.WriteByte(byte(c))
 		}
 	}
 	t := b.String()
-	if len(t) > 249 {
+	if !ValidTopic(t) { // longer than 249 bytes, or "." / ".."
 		return r.fallback
 	}
 	return t

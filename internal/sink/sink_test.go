@@ -35,6 +35,11 @@ func TestRouter(t *testing.T) {
 		{"events.{source}.{category}.{name}", named, "events.fluent.ACTION.Send_Event", ""},
 		{"fluent.{name}", noCat, "fallback", ""},
 		{"fluent.{name}", ev, "fallback", ""},
+		// Names a user chose (Fluent rule names) that Kafka forbids as a topic.
+		{"{name}", &envelope.Event{Name: "."}, "fallback", ""},
+		{"{name}", &envelope.Event{Name: ".."}, "fallback", ""},
+		{"{name}", &envelope.Event{Name: strings.Repeat("x", 250)}, "fallback", ""},
+		{"fluent.{name}", &envelope.Event{Name: "Bestellung Ä/ü"}, "fluent.Bestellung____", ""},
 		{"events.{nope}", ev, "", "unknown placeholder {nope}"},
 		{"events.{source", ev, "", "unclosed"},
 		{"bad topic", ev, "", "not a valid Kafka topic"},

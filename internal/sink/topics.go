@@ -28,6 +28,9 @@ type TopicMissingError struct {
 
 func (e *TopicMissingError) Error() string {
 	remedy := "create it (kafka-topics.sh --create --topic " + e.Topics[0] + ")"
+	if len(e.Topics) > 1 {
+		remedy = "create them (kafka-topics.sh --create --topic NAME, for each)"
+	}
 	if e.AutoCreate {
 		remedy += " or enable auto.create.topics.enable on the brokers (eventrelay asked for auto-creation and the brokers refused)"
 	} else {

@@ -1,0 +1,313 @@
+package replay
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/eventrelay/eventrelay/internal/assumerole"
+	"github.com/eventrelay/eventrelay/internal/envelope"
+	"github.com/eventrelay/eventrelay/internal/pipeline"
+	"github.com/eventrelay/eventrelay/internal/sink"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// Job is one replay, as `consumer replay` and `consumer stream --backfill`
+// run it: which exports (URLs), which window, how to read them, where its
+// progress is kept. Zero fields take the defaults in their comments.
+type Job struct {
+	// URLs are s3://bucket/prefix, gs://bucket/prefix or directories.
+	URLs   []string
+	Window Window
+	// Layout: LayoutAuto (default, "") finds it from the folders.
+	Layout Layout
+	// Format: FormatAuto (default, "") takes the layout's.
+	Format envelope.Format
+	// Tenant for events that carry none; default from a fulfillmenttools
+	// bucket or path (TenantFromLocation).
+	Tenant string
+	// Lateness: how long after an event occurred its object may still be
+	// filed under a later folder; AutoLateness uses the layout's.
+	Lateness time.Duration
+	// Concurrency, InFlight, BatchSize, RateLimit, MaxEventSize,
+	// MaxRecordSize: see Options.
+	Concurrency, InFlight, BatchSize int
+	RateLimit                        float64
+	MaxEventSize, MaxRecordSize      int
+	// State is the progress file. "" picks one in the user's state
+	// directory named after the replay (see StatePath); NoState keeps
+	// progress in memory only (a dry run to stdout).
+	State   string
+	Restart bool
+	// Target names where the events go (sink type, brokers, topics). It is
+	// part of the replay's identity: progress made toward one target is
+	// never taken for another's.
+	Target string
+
+	// AWS and Role open S3 buckets; GCSKeyFile GCS ones (default:
+	// application default credentials).
+	AWS        assumerole.Config
+	Role       assumerole.Role
+	GCSKeyFile string
+	// Getenv finds the state directory (XDG_STATE_HOME, HOME).
+	Getenv   func(string) string
+	Log      zerolog.Logger
+	Registry prometheus.Registerer
+	// Progress receives progress lines; TTY redraws one line in place.
+	Progress io.Writer
+	TTY      bool
+}
+
+// NoState keeps a job's progress in memory only.
+const NoState = "-"
+
+// ErrInvalid is matched (errors.Is) by errors in a job's settings or in
+// what its URLs name (a fulfillmenttools export with no tenant, a state
+// file of another replay).
+var ErrInvalid = errors.New("invalid replay")
+
+type invalidError struct{ err error }
+
+func (e *invalidError) Error() string        { return e.err.Error() }
+func (e *invalidError) Unwrap() error        { return e.err }
+func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(format string, args ...any) error {
+	return &invalidError{fmt.Errorf(format, args...)}
+}
+
+// NothingToReplay says a replay found nothing to send for its window: no
+// object matched the layout and window, or the objects read held no event
+// in the window and no earlier run (per the state) delivered any.
+type NothingToReplay struct{ Detail string }
+
+func (e *NothingToReplay) Error() string { return "nothing to replay: " + e.Detail }
+
+// Planned is what planning a job's URLs found.
+type Planned struct {
+	Sources []Source
+	// Where is each URL's location (directories absolute): with the window
+	// and the settings that shape the output it names the replay in the
+	// state file.
+	Where []string
+	// Found says, per URL, the layout and what it holds for the window.
+	Found []string
+	// Lines describe each source and its objects, for a dry run.
+	Lines []string
+}
+
+// Plan lists what the job would read, without reading it. Objects named by
+// two URLs (a directory given twice, spelled differently) are read once.
+func (j *Job) Plan(ctx context.Context) (*Planned, error) {
+	p := &Planned{}
+	seen := map[string]bool{}
+	n := 0
+	for _, u := range j.URLs {
+		src, where, err := j.planURL(ctx, u, p)
+		if err != nil {
+			return nil, err
+		}
+		objs := src.Objects[:0]
+		for _, o := range src.Objects {
+			if id := src.Store.Name() + "/" + o.Key; !seen[id] {
+				seen[id] = true
+				objs = append(objs, o)
+			}
+		}
+		src.Objects = objs
+		n += len(objs)
+		p.Sources = append(p.Sources, src)
+		p.Where = append(p.Where, where)
+	}
+	if n == 0 {
+		return p, &NothingToReplay{fmt.Sprintf("no object matched the window %s (%s); check --layout, --from and --to, or run with --dry-run", j.Window, strings.Join(p.Found, "; "))}
+	}
+	return p, nil
+}
+
+// planURL plans one URL: its source and its location for the state file.
+func (j *Job) planURL(ctx context.Context, u string, p *Planned) (Source, string, error) {
+	loc, err := ParseLocation(u)
+	if err != nil {
+		return Source{}, "", &invalidError{err}
+	}
+	if loc.Scheme == "file" {
+		if loc.Bucket, err = filepath.Abs(loc.Bucket); err != nil {
+			return Source{}, "", invalid("resolving %s: %w", u, err)
+		}
+	}
+	store, err := j.openStore(ctx, loc)
+	if err != nil {
+		return Source{}, "", err
+	}
+	late := j.Lateness
+	found, objs, err := Plan(ctx, store, loc.Prefix, j.Layout, j.Window, late)
+	if err != nil {
+		return Source{}, "", fmt.Errorf("planning %s: %w", loc, err)
+	}
+	if late < 0 {
+		late = found.DefaultLateness()
+	}
+	format := j.Format
+	if format == "" || format == envelope.FormatAuto {
+		format = found.DefaultFormat()
+	}
+	tenant, err := j.sourceTenant(loc, found, format)
+	if err != nil {
+		return Source{}, "", err
+	}
+	var size int64
+	for _, o := range objs {
+		size += o.Size
+	}
+	j.Log.Info().Str("source", loc.String()).Str("layout", string(found)).Str("format", string(format)).Str("tenant", tenant).
+		Str("lateness", late.String()).Str("window", j.Window.String()).Int("objects", len(objs)).Int64("bytes", size).Msg("planned")
+	if len(objs) == 0 {
+		j.Log.Warn().Str("source", loc.String()).Str("layout", string(found)).Str("window", j.Window.String()).Msg("no object matched the layout and window")
+	}
+	p.Found = append(p.Found, fmt.Sprintf("%s: layout %s, %d objects", u, found, len(objs)))
+	p.Lines = append(p.Lines, fmt.Sprintf("# %s: layout %s, format %s, tenant %q, lateness %s, %d objects, %d bytes", loc, found, format, tenant, late, len(objs), size))
+	for _, o := range objs {
+		p.Lines = append(p.Lines, fmt.Sprintf("%s/%s\t%d", store.Name(), o.Key, o.Size))
+	}
+	return Source{Store: store, Objects: objs, Format: format, Tenant: tenant}, loc.String() + "|" + string(found) + "|" + string(format) + "|" + tenant + "|" + late.String(), nil
+}
+
+// sourceTenant is the job's tenant, or the fulfillmenttools tenant named
+// by the location. A fulfillmenttools export whose location names none is
+// invalid: its events carry no tenant, and guessing one from whatever the
+// directory is called would mislabel them.
+func (j *Job) sourceTenant(loc Location, layout Layout, format envelope.Format) (string, error) {
+	if j.Tenant != "" {
+		return j.Tenant, nil
+	}
+	tenant, err := TenantFromLocation(loc)
+	if err != nil {
+		return "", &invalidError{err}
+	}
+	if tenant == "" && (layout == LayoutDaily || format == envelope.FormatFulfillmenttools) {
+		return "", invalid("%s: no tenant for the fulfillmenttools export: no bucket or path component is named <tenant>-<tier>-public-events-export-bucket (as `gsutil cp -r gs://ocff-<tenant>-<tier>-public-events-export-bucket ./` makes it); give --tenant", loc)
+	}
+	return tenant, nil
+}
+
+// openStore connects to the location's store.
+func (j *Job) openStore(ctx context.Context, loc Location) (Store, error) {
+	switch loc.Scheme {
+	case "s3":
+		cfg, _, err := assumerole.Load(ctx, j.AWS, j.Role)
+		if err != nil {
+			return nil, fmt.Errorf("aws.replay_role: %w", err)
+		}
+		return S3Store{Client: NewS3Client(cfg, j.AWS.EndpointFor(assumerole.ServiceS3)), Bucket: loc.Bucket}, nil
+	case "gs":
+		c, err := NewGCSClient(ctx, j.GCSKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		return GCSStore{Client: c, Bucket: loc.Bucket}, nil
+	}
+	if st, err := os.Stat(loc.Bucket); err != nil || !st.IsDir() {
+		return nil, invalid("%s is not a directory", loc.Bucket)
+	}
+	return DirStore{Root: loc.Bucket}, nil
+}
+
+// StatePath is the job's progress file: State, or a file named after the
+// replay — its locations, window, layout, format, tenant, lateness and
+// target — in the user's state directory: $XDG_STATE_HOME/eventrelay/ or
+// ~/.local/state/eventrelay/ (created 0700), never the working directory,
+// where it would end up committed.
+func (j *Job) StatePath(p *Planned) (string, error) {
+	switch j.State {
+	case NoState:
+		return "", nil
+	case "":
+	default:
+		return j.State, nil
+	}
+	getenv := j.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	base := getenv("XDG_STATE_HOME")
+	if !filepath.IsAbs(base) { // the XDG spec: a relative path is invalid
+		home := getenv("HOME")
+		if home == "" {
+			return "", invalid("no directory for the replay state: set XDG_STATE_HOME or HOME, or give --state")
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	dir := filepath.Join(base, "eventrelay")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", invalid("creating the replay state directory: %w", err)
+	}
+	h := sha1.Sum([]byte(strings.Join(j.identity(p), "\n")))
+	return filepath.Join(dir, "replay-"+hex.EncodeToString(h[:6])+".json"), nil
+}
+
+// identity names the replay in its state file: what it reads, and where
+// and how the events go.
+func (j *Job) identity(p *Planned) []string {
+	return append(append([]string{}, p.Where...), "window "+j.Window.String(), "target "+j.Target)
+}
+
+// Run plans the job and replays it into s, keeping progress in the state
+// file, and logs a summary. It returns a *NothingToReplay when nothing
+// matched, unless the state says an earlier run delivered from the objects
+// (a finished replay rerun succeeds; an empty one fails again).
+func (j *Job) Run(ctx context.Context, s sink.Sink) (Summary, error) {
+	p, err := j.Plan(ctx)
+	if err != nil {
+		return Summary{}, err
+	}
+	path, err := j.StatePath(p)
+	if err != nil {
+		return Summary{}, err
+	}
+	j.Log.Info().Str("state", path).Bool("restart", j.Restart).Msg("replay state")
+	state, err := LoadState(path, j.identity(p), j.Window, j.Restart)
+	if err != nil {
+		return Summary{}, &invalidError{err}
+	}
+	r := NewRunner(Options{Window: j.Window, Tenant: j.Tenant, Concurrency: j.Concurrency, InFlight: j.InFlight,
+		BatchSize: j.BatchSize, RateLimit: j.RateLimit, MaxEventSize: j.MaxEventSize, MaxRecordSize: j.MaxRecordSize}, s, state, j.Log)
+	r.Progress.Register(j.Registry)
+	r.Metrics = pipeline.NewMetrics(j.Registry)
+	progCtx, stopProg := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		out := j.Progress
+		if out == nil {
+			out = io.Discard
+		}
+		r.Progress.Report(progCtx, out, j.TTY, j.Log)
+		close(done)
+	}()
+	sum, runErr := r.Run(ctx, p.Sources)
+	stopProg()
+	<-done
+	j.logSummary(sum, path)
+	if runErr == nil && sum.Events == 0 && sum.Dead == 0 && sum.Earlier == 0 {
+		return sum, &NothingToReplay{fmt.Sprintf("%d object(s) read, none held an event in the window %s (%s)", sum.Objects, j.Window, strings.Join(p.Found, "; "))}
+	}
+	return sum, runErr
+}
+
+func (j *Job) logSummary(s Summary, statePath string) {
+	rate := 0.0
+	if s.Elapsed > 0 {
+		rate = float64(s.Events) / s.Elapsed.Seconds()
+	}
+	j.Log.Info().Int("objects", s.Objects).Int("objects_already_done", s.Skipped).Int("objects_failed", s.Failed).
+		Int64("events", s.Events).Int64("dead_letters", s.Dead).Int64("outside_window", s.Outside).Int64("bytes", s.Bytes).
+		Str("elapsed", s.Elapsed.Round(time.Millisecond).String()).Float64("events_per_s", rate).Str("state", statePath).Msg("replay finished")
+}
