@@ -19,6 +19,14 @@ trap 'rm -f "$out" "$sinkout" "$replayout" "$streamout"' EXIT
 replaycmd=(go test -run XXX -bench ReplayEndToEnd -benchtime 1x -count 3 -timeout 30m ./cmd/consumer/)
 echo "running: EVENTRELAY_BENCH_MB=${EVENTRELAY_BENCH_MB:-200} ${replaycmd[*]}" >&2
 "${replaycmd[@]}" | tee "$replayout" >&2
+defaultsout=$(mktemp)
+realout=$(mktemp)
+trap 'rm -f "$out" "$sinkout" "$replayout" "$streamout" "$defaultsout" "$realout"' EXIT
+defaultscmd=(go test -run XXX -bench ReplayDefaults -benchtime 1x -count 5 -timeout 30m ./cmd/consumer/)
+echo "running: EVENTRELAY_BENCH_PAYLOAD=padded ${defaultscmd[*]}" >&2
+EVENTRELAY_BENCH_PAYLOAD=padded "${defaultscmd[@]}" | tee "$defaultsout" >&2
+echo "running: EVENTRELAY_BENCH_PAYLOAD=realistic ${defaultscmd[*]}" >&2
+EVENTRELAY_BENCH_PAYLOAD=realistic "${defaultscmd[@]}" | tee "$realout" >&2
 streamcmd=(go test -run XXX -bench 'StreamDrain|StreamLatency' -benchtime 1x -timeout 30m ./internal/kinesis/)
 echo "running: EVENTRELAY_BENCH_EVENTS=${EVENTRELAY_BENCH_EVENTS:-20000} ${streamcmd[*]}" >&2
 EVENTRELAY_BENCH_EVENTS=${EVENTRELAY_BENCH_EVENTS:-20000} "${streamcmd[@]}" | tee "$streamout" >&2
@@ -96,6 +104,36 @@ EVENTRELAY_BENCH_EVENTS=${EVENTRELAY_BENCH_EVENTS:-20000} "${streamcmd[@]}" | te
   echo "| run | input MB | events/s | MB/s | peak RSS MB | MB per CPU-second |"
   echo "|---|---|---|---|---|---|"
   awk '/^BenchmarkReplayEndToEnd/ { n++; for (i=2; i<=NF; i++) { if ($(i)=="events/s") ev=$(i-1); if ($(i)=="MB/s") mb=$(i-1); if ($(i)=="peak_rss_MB") rss=$(i-1); if ($(i)=="input_MB") in_=$(i-1); if ($(i)=="MB_per_cpu_s") cpu=$(i-1) }; printf "| %d | %.0f | %.0f | %.1f | %.1f | %.0f |\n", n, in_, ev, mb, rss, cpu; tot+=cpu } END { if (n) printf "\nOne core decodes and delivers about %.0f MB/s; 50 shards at their 2 MB/s read limit need 100 MB/s, so one core serves about %.0f shards (computed from the replay path, which also frames and gunzips).\n", tot/n, tot/n/2 }' "$replayout"
+  echo
+  echo "## Replay with default settings, broker in its own process"
+  echo
+  echo "Command: \`EVENTRELAY_BENCH_PAYLOAD=padded|realistic ${defaultscmd[*]}\`"
+  echo
+  echo "\`consumer replay\` with no tuning flags replays 100,000 OneWelcome events"
+  echo "(~1.2 KB each, 10 per envelope, 20 gzip Firehose files) into kfake running"
+  echo "as a separate process (localstack/kfake, 6 partitions, restarted empty for"
+  echo "each run). *padded*: the earlier benchmarks' events, padded with one"
+  echo "repeated byte; *realistic*: sign-in events whose values vary (UUIDs, IPs,"
+  echo "timestamps, user agents), compressing like real ones. CPU is the replay"
+  echo "process's user+system time over the events; peak RSS its VmHWM. The broker"
+  echo "shares the 2 cores. Targets (issue 15, padded): >= 120,000 events/s median,"
+  echo "max/min wall <= 1.5, <= 12 us CPU per event, peak RSS <= 64 MiB."
+  echo
+  echo "| payload | runs | median wall s | max/min wall | median events/s | median CPU us/event | max peak RSS MB |"
+  echo "|---|---|---|---|---|---|---|"
+  for f in "$defaultsout:padded" "$realout:realistic"; do
+    awk -v name="${f##*:}" '/^BenchmarkReplayDefaults/ {
+        n++; for (i=2; i<=NF; i++) { if ($(i)=="wall_s") w[n]=$(i-1); if ($(i)=="events/s") e[n]=$(i-1); if ($(i)=="cpu_us/event") c[n]=$(i-1); if ($(i)=="peak_rss_MB" && $(i-1)+0 > rss) rss=$(i-1)+0 }
+      }
+      function median(a, k,   i, j, t, b) { for (i=1; i<=k; i++) b[i]=a[i]; for (i=2; i<=k; i++) for (j=i; j>1 && b[j-1]+0 > b[j]+0; j--) { t=b[j]; b[j]=b[j-1]; b[j-1]=t }; return b[int((k+1)/2)] }
+      END { if (!n) exit; mn=w[1]; mx=w[1]; for (i=2; i<=n; i++) { if (w[i]+0 < mn+0) mn=w[i]; if (w[i]+0 > mx+0) mx=w[i] }
+        printf "| %s | %d | %.2f | %.2f | %.0f | %.1f | %.0f |\n", name, n, median(w, n), mx/mn, median(e, n), median(c, n), rss }' "${f%:*}"
+  done
+  echo
+  echo '```'
+  grep -E '^Benchmark' "$defaultsout" | sed 's/^/padded     /'
+  grep -E '^Benchmark' "$realout" | sed 's/^/realistic  /'
+  echo '```'
   echo
   echo "## Stream (Kinesis -> Kafka through the KCL worker)"
   echo

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,8 +150,36 @@ func BenchmarkReplayDefaults(b *testing.B) {
 
 // writeDefaultsExport writes files gzip Firehose files of n OneWelcome
 // events each (10 per envelope, ~1.2 KB per event) and returns the count.
+// Payloads look like sign-in events: the same keys in every event, values
+// from small vocabularies (user agents, identity providers, countries)
+// plus per-event UUIDs, IPs and timestamps — so they compress about as
+// well as real events, neither as a run of one byte nor as random bytes.
+// EVENTRELAY_BENCH_PAYLOAD=padded writes the earlier benchmarks' events
+// instead, padded with one repeated byte (they compress far better).
 func writeDefaultsExport(b *testing.B, dir string, files, n int) int {
-	pad := strings.Repeat("p", 1200-300)
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(vs ...string) string { return vs[rng.IntN(len(vs))] }
+	uuid := func() string {
+		return fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", rng.Uint32(), rng.Uint32()&0xffff, rng.Uint32()&0xfff, rng.Uint32()&0xfff, rng.Uint64()&0xffffffffffff)
+	}
+	payload := func(t string) string {
+		return fmt.Sprintf(`"userId":"%s","sessionId":"%s","identityProvider":"%s","authenticationMethod":"%s","clientId":"%s","ipAddress":"%d.%d.%d.%d","userAgent":"%s","country":"%s","locale":"%s","signedInAt":"%s","riskScore":%d,"mfa":{"required":%t,"method":"%s","verifiedAt":"%s"},"device":{"id":"%s","trusted":%t,"platform":"%s"},"attributes":{"customerNumber":"C%09d","segment":"%s","marketingConsent":%t}`,
+			uuid(), uuid(), pick("onewelcome", "google", "apple", "azure-ad", "saml-corp"), pick("password", "passkey", "magic-link", "sms-otp"),
+			pick("webshop-frontend", "mobile-app-ios", "mobile-app-android", "customer-service-portal"),
+			rng.IntN(223)+1, rng.IntN(256), rng.IntN(256), rng.IntN(254)+1,
+			pick("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+				"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+				"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+				"okhttp/4.12.0"),
+			pick("NL", "DE", "BE", "FR", "GB", "US"), pick("nl-NL", "de-DE", "en-GB", "fr-FR"), t, rng.IntN(100),
+			rng.IntN(2) == 0, pick("totp", "push", "sms"), t, uuid(), rng.IntN(2) == 0, pick("web", "ios", "android"),
+			rng.IntN(1e9), pick("gold", "silver", "bronze", "new"), rng.IntN(2) == 0)
+	}
+	if os.Getenv("EVENTRELAY_BENCH_PAYLOAD") == "padded" {
+		// The earlier benchmarks' events: one repeated byte as payload.
+		pad := strings.Repeat("x", 1200-420)
+		payload = func(string) string { return `"pad":"` + pad + `"` }
+	}
 	events := 0
 	for f := range files {
 		p := filepath.Join(dir, "public", "2024", "02", "01", fmt.Sprintf("%02d", f), fmt.Sprintf("export-%d.gz", f))
@@ -167,7 +196,9 @@ func writeDefaultsExport(b *testing.B, dir string, files, n int) int {
 				if i > 0 {
 					w.WriteByte(',')
 				}
-				fmt.Fprintf(w, `{"metadata":{"eventId":"%08d-0000-4000-8000-000000000000","type":"UserSignedInEvent","category":"public","aggregateId":"agg-%d","tenantId":"50a7dbf5-ce45-4f57-ab9a-554c23510a01","producerId":"identity-service","occurredTime":"2024-02-01T%02d:00:00.000001+00:00","metadataVersion":"1.0","payloadVersion":"1.0"},"payload":{"pad":"%s"}}`, events, events%997, f, pad)
+				t := fmt.Sprintf("2024-02-01T%02d:%02d:%02d.%06d+00:00", f, e*60/n, i*6, rng.IntN(1e6))
+				fmt.Fprintf(w, `{"metadata":{"eventId":"%s","type":"UserSignedInEvent","category":"public","aggregateId":"%s","tenantId":"50a7dbf5-ce45-4f57-ab9a-554c23510a01","producerId":"identity-service","producerInstanceId":"identity-service-7d9f8b6c5-x2k4p","occurredTime":"%s","metadataVersion":"1.0","payloadVersion":"2.3","traceId":"%032x","tags":["EXPORTABLE","USER_FACING_FUNCTION"]},"payload":{%s}}`,
+					uuid(), uuid(), t, rng.Uint64(), payload(t))
 				events++
 			}
 			w.WriteString("]}\n")

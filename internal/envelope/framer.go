@@ -3,12 +3,13 @@ package envelope
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math/bits"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // DefaultMaxRecordSize bounds one framed value (a Firehose line holding an

@@ -33,6 +33,7 @@ func NewKafka(cfg KafkaConfig, log zerolog.Logger, reg prometheus.Registerer) (*
 	cfg = cfg.withDefaults()
 	router, _ := NewRouter(cfg.Topic, cfg.FallbackTopic)
 	comp, _ := codec(cfg.Compression)
+	useSmallLZ4Blocks()
 	tlsCfg, err := cfg.TLS.build()
 	if err != nil {
 		return nil, err
