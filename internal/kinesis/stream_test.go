@@ -30,6 +30,7 @@ const testStream = "onewelcome-events"
 // SigV4-verifying proxies, an STS server requiring an external ID, and a
 // kfake cluster; the worker's credentials come from assumerole.
 type env struct {
+	st    *awstest.Stack
 	kc    *kinesis.Client
 	dc    *dynamodb.Client
 	kafka *kafkatest.Cluster
@@ -45,6 +46,7 @@ func newEnv(t testing.TB, shards int32) *env {
 		t.Fatal(err)
 	}
 	e := &env{
+		st: st,
 		kc: kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(st.KinesisURL) }),
 		dc: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(st.DynamoDBURL) }),
 	}

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	awsretry "github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -59,6 +60,7 @@ func TestAWS(t *testing.T) {
 		{"unknown code with 503", nil, sdkErr("DynamoDB", "GetItem", 503, generic("Whatever")), true},
 		{"unknown code with 429", nil, sdkErr("DynamoDB", "GetItem", 429, generic("Whatever")), true},
 		{"after the SDK's own attempts", nil, &awsretry.MaxAttemptsError{Attempt: 3, Err: sdkErr("DynamoDB", "GetItem", 400, &ddbtypes.ProvisionedThroughputExceededException{})}, true},
+		{"SDK retry quota exhausted", nil, errors.Join(sdkErr("DynamoDB", "GetItem", 400, &ddbtypes.ProvisionedThroughputExceededException{}), fmt.Errorf("failed to get rate limit token, %w", ratelimit.QuotaExceededError{Available: 0, Requested: 5})), true},
 		{"connection refused", nil, &smithy.OperationError{ServiceID: "DynamoDB", OperationName: "GetItem", Err: dialRefused()}, true},
 		{"attempt deadline, caller alive", nil, &smithy.OperationError{ServiceID: "DynamoDB", OperationName: "GetItem", Err: &smithy.CanceledError{Err: context.DeadlineExceeded}}, true},
 
