@@ -31,7 +31,7 @@ func NewKafka(cfg KafkaConfig, log zerolog.Logger, reg prometheus.Registerer) (*
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	router, _ := NewRouter(cfg.Topic, cfg.FallbackTopic)
 	comp, _ := codec(cfg.Compression)
 	tlsCfg, err := cfg.TLS.build()
