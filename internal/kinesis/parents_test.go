@@ -21,19 +21,8 @@ import (
 func TestParentsWaitErrors(t *testing.T) {
 	e := newEnv(t, 1)
 	ctx := context.Background()
+	parent := e.splitFirstShard(t)
 	desc, err := e.kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(testStream)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	parent := desc.Shards[0]
-	start, end := parseBig(aws.ToString(parent.HashKeyRange.StartingHashKey)), parseBig(aws.ToString(parent.HashKeyRange.EndingHashKey))
-	mid := start.Add(start, end)
-	mid.Rsh(mid, 1)
-	if _, err := e.kc.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(testStream), ShardToSplit: parent.ShardId, NewStartingHashKey: aws.String(mid.String())}); err != nil {
-		t.Fatal(err)
-	}
-	e.waitActive(t)
-	desc, err = e.kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(testStream)})
 	if err != nil {
 		t.Fatal(err)
 	}

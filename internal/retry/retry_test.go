@@ -39,15 +39,25 @@ func dialRefused() error {
 	return &url.Error{Op: "Post", URL: "http://127.0.0.1:1", Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
 }
 
-func TestAWS(t *testing.T) {
-	gone, cancel := context.WithCancel(context.Background())
+// ended is a context that has been cancelled.
+func ended() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	tests := []struct {
-		name string
-		ctx  context.Context
-		err  error
-		want bool
-	}{
+	return ctx
+}
+
+// transientCase is one row of a transient-or-not table; a nil ctx is a
+// live one.
+type transientCase struct {
+	name string
+	ctx  context.Context
+	err  error
+	want bool
+}
+
+func TestAWS(t *testing.T) {
+	gone := ended()
+	tests := []transientCase{
 		{"dynamodb throughput exceeded", nil, sdkErr("DynamoDB", "GetItem", 400, &ddbtypes.ProvisionedThroughputExceededException{}), true},
 		{"dynamodb request limit", nil, sdkErr("DynamoDB", "GetItem", 400, &ddbtypes.RequestLimitExceeded{}), true},
 		{"dynamodb internal server error", nil, sdkErr("DynamoDB", "GetItem", 500, &ddbtypes.InternalServerError{}), true},
@@ -125,9 +135,7 @@ func TestKafka(t *testing.T) {
 			t.Errorf("Kafka(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
-	gone, cancel := context.WithCancel(context.Background())
-	cancel()
-	if got := Kafka(gone, kafka.LeaderNotAvailable); got != KafkaFatal {
+	if got := Kafka(ended(), kafka.LeaderNotAvailable); got != KafkaFatal {
 		t.Errorf("after ctx ended: %v, want fatal", got)
 	}
 }
@@ -145,14 +153,8 @@ func TestHTTPStatus(t *testing.T) {
 }
 
 func TestHTTP(t *testing.T) {
-	gone, cancel := context.WithCancel(context.Background())
-	cancel()
-	tests := []struct {
-		name string
-		ctx  context.Context
-		err  error
-		want bool
-	}{
+	gone := ended()
+	tests := []transientCase{
 		{"refused", context.Background(), dialRefused(), true},
 		{"client timeout", context.Background(), &url.Error{Op: "Get", URL: "u", Err: os.ErrDeadlineExceeded}, true},
 		{"reset", context.Background(), &url.Error{Op: "Get", URL: "u", Err: syscall.ECONNRESET}, true},
