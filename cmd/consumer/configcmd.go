@@ -114,7 +114,7 @@ func configCheck(args []string, io stdio, getenv func(string) string) int {
 		fmt.Fprintf(io.err, "consumer config check: %v\n", err)
 		return exitBadInput
 	}
-	fmt.Fprintf(io.out, "# %s is valid for %s; effective configuration (secrets redacted, zero values take defaults):\n%s",
+	fmt.Fprintf(io.out, "# %s is valid for %s; effective configuration (defaults applied, secrets redacted):\n%s",
 		files[0], strings.Join(targets, ", "), out)
 	return exitOK
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,53 @@ func TestConfigCheckValidatesWhatTheFileConfigures(t *testing.T) {
 			code, stdout, stderr := runCLI(t, "", append(append([]string{"config", "check"}, tc.args...), path)...)
 			if code != tc.code || !strings.Contains(stdout+stderr, tc.want) {
 				t.Errorf("exit %d (want %d), output lacks %q:\n%s%s", code, tc.code, tc.want, stdout, stderr)
+			}
+		})
+	}
+}
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// TestConfigCheckPrintsEffectiveValues: config check prints each
+// configured section with its defaults applied (topic: events.{source},
+// page_size: 100, allow_auto_topic_creation: true), never a secret, and
+// leaves sections the file does not configure empty. Golden files under
+// testdata/configcheck; -update rewrites them.
+func TestConfigCheckPrintsEffectiveValues(t *testing.T) {
+	cases := []struct{ name, file string }{
+		{"stream", "source:\n  kinesis:\n    stream: onewelcome-events\nsink:\n  kafka:\n    brokers: [kafka:9092]\n" +
+			"aws:\n  stream_role:\n    role_arn: arn:aws:iam::111122223333:role/r\n    external_id: ext-s3cr3t\n"},
+		{"akeneo", "sink:\n  kafka:\n    brokers: [kafka:9092]\n    sasl:\n      mechanism: SCRAM-SHA-512\n      username: u\n      password: hunter2\n    tls:\n      enabled: true\n" +
+			"source:\n  akeneo:\n    pim_url: https://pim.example.com\n    token: tok-s3cr3t\n    client_id: c1\n"},
+		{"fluent", "sink:\n  type: stdout\nsource:\n  fluent:\n    base_url: https://acme.api.fluentretail.com\n    username: u\n    password: pw-s3cr3t\n    client_id: c\n    client_secret: cs-s3cr3t\n    page_size: 500\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			os.WriteFile(path, []byte(tc.file), 0o644)
+			code, stdout, stderr := runCLI(t, "", "config", "check", path)
+			if code != exitOK {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			got := strings.ReplaceAll(stdout, path, "c.yaml")
+			for _, secret := range []string{"s3cr3t", "hunter2"} {
+				if strings.Contains(got, secret) {
+					t.Errorf("output shows a secret (%s):\n%s", secret, got)
+				}
+			}
+			golden := filepath.Join("testdata", "configcheck", tc.name+".golden")
+			if *updateGolden {
+				os.MkdirAll(filepath.Dir(golden), 0o755)
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("config check output differs from %s:\n%s", golden, got)
 			}
 		})
 	}

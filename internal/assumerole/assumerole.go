@@ -92,6 +92,23 @@ type Role struct {
 	RefreshBefore time.Duration `yaml:"refresh_before"`
 }
 
+// WithDefaults fills the zero fields of a role that is assumed (RoleARN
+// set) with the defaults in their comments; the zero Role stays zero.
+// config.Load applies it; applying it again changes nothing.
+func (r Role) WithDefaults() Role {
+	if r.RoleARN == "" {
+		return r
+	}
+	r.SessionName = orDefault(r.SessionName, "eventrelay")
+	if r.Duration == 0 {
+		r.Duration = 15 * time.Minute
+	}
+	if r.RefreshBefore == 0 {
+		r.RefreshBefore = 2 * time.Minute
+	}
+	return r
+}
+
 // Validate checks the role, naming fields under prefix (e.g. "aws.stream").
 func (r Role) Validate(prefix string) error {
 	var errs []error

@@ -3,11 +3,13 @@ package awstest
 import (
 	"bytes"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -61,6 +63,8 @@ func NewSigningProxy(t testing.TB, target string, sts *STS) *SigningProxy {
 		if fault != nil && err == nil {
 			if status, body, ok := fault(r.Header.Get("X-Amz-Target")); ok {
 				w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+				// DynamoDB's clients check the body against this checksum.
+				w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE([]byte(body))), 10))
 				w.WriteHeader(status)
 				fmt.Fprint(w, body)
 				return

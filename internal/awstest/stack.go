@@ -19,8 +19,9 @@ type Stack struct {
 	BaseKey     string
 	BaseSecret  string
 	proxies     []*SigningProxy
-	// KinesisProxy can inject faults into Kinesis calls.
-	KinesisProxy *SigningProxy
+	// KinesisProxy and DynamoDBProxy can inject faults into the calls.
+	KinesisProxy  *SigningProxy
+	DynamoDBProxy *SigningProxy
 }
 
 // StartStack starts the stack for t.
@@ -34,7 +35,7 @@ func StartStack(t testing.TB) *Stack {
 	s.STS = NewSTS(t, s.Role, s.ExternalID, Issued{AccessKeyID: s.BaseKey, Secret: s.BaseSecret})
 	kin, ddb := StartKinesis(t), StartDynamoDB(t)
 	kp, dp := NewSigningProxy(t, kin.URL, s.STS), NewSigningProxy(t, ddb.URL, s.STS)
-	s.KinesisURL, s.DynamoDBURL, s.proxies, s.KinesisProxy = kp.URL, dp.URL, []*SigningProxy{kp, dp}, kp
+	s.KinesisURL, s.DynamoDBURL, s.proxies, s.KinesisProxy, s.DynamoDBProxy = kp.URL, dp.URL, []*SigningProxy{kp, dp}, kp, dp
 	t.Cleanup(func() {
 		for _, p := range s.proxies {
 			if r := p.Rejected(); len(r) > 0 {

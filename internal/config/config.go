@@ -3,7 +3,8 @@
 // variable named after its path (EVENTRELAY_SINK_KAFKA_BROKERS for
 // sink.kafka.brokers), then validated by the package that owns each
 // section, with errors that name the field. Defaults live with the owning
-// packages; a zero field means "the default".
+// packages (their WithDefaults) and Load applies them, so the loaded
+// configuration holds the effective values.
 package config
 
 import (
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/eventrelay/eventrelay/internal/assumerole"
@@ -88,7 +90,8 @@ var example []byte
 func Example() []byte { return example }
 
 // Load reads path ("" for none), applies EVENTRELAY_* environment
-// overrides from getenv, and returns the configuration unvalidated.
+// overrides from getenv, then the defaults, and returns the configuration
+// unvalidated.
 func Load(path string, getenv func(string) string) (Config, error) {
 	var c Config
 	if path != "" {
@@ -105,7 +108,40 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	if err := applyEnv(&c, getenv); err != nil {
 		return c, err
 	}
-	return c, nil
+	return c.withDefaults(), nil
+}
+
+// withDefaults applies each section's defaults (the owning package's
+// WithDefaults) to the sections in use: the sink, the roles that are
+// assumed and each configured source. A source left out stays zero, so it
+// still reads as "not configured". The stream's worker_id stays empty: it
+// is chosen per process when the worker starts.
+func (c Config) withDefaults() Config {
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "auto"
+	}
+	if c.Sink.Type == "" {
+		c.Sink.Type = "kafka"
+	}
+	if c.SinkType() == "kafka" {
+		c.Sink.Kafka = c.Sink.Kafka.WithDefaults()
+	}
+	c.AWS.StreamRole = c.AWS.StreamRole.WithDefaults()
+	c.AWS.LeaseTableRole = c.AWS.LeaseTableRole.WithDefaults()
+	c.AWS.ReplayRole = c.AWS.ReplayRole.WithDefaults()
+	if !reflect.ValueOf(c.Source.Kinesis).IsZero() {
+		c.Source.Kinesis = c.Source.Kinesis.WithDefaults()
+	}
+	if !reflect.ValueOf(c.Source.Akeneo).IsZero() {
+		c.Source.Akeneo = c.Source.Akeneo.WithDefaults()
+	}
+	if !reflect.ValueOf(c.Source.Fluent).IsZero() {
+		c.Source.Fluent = c.Source.Fluent.WithDefaults()
+	}
+	return c
 }
 
 // Validate checks what every command needs: logging and the sink.

@@ -68,7 +68,11 @@ func DefaultConfig() Config {
 	}
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults fills zero fields from DefaultConfig (LeaseTable and
+// ConsumerName from Application), all but WorkerID, which is chosen per
+// process when the worker starts. config.Load applies it; applying it
+// again changes nothing.
+func (c Config) WithDefaults() Config {
 	d := DefaultConfig()
 	def := func(p *string, v string) {
 		if *p == "" {
@@ -79,10 +83,6 @@ func (c Config) withDefaults() Config {
 	def(&c.LeaseTable, c.Application)
 	def(&c.InitialPosition, d.InitialPosition)
 	c.InitialPosition = strings.ToUpper(c.InitialPosition)
-	if c.WorkerID == "" {
-		host, _ := os.Hostname()
-		c.WorkerID = fmt.Sprintf("%s-%d", host, time.Now().UnixNano()%1e6)
-	}
 	if c.Format == "" {
 		c.Format = d.Format
 	}
@@ -102,6 +102,17 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ConsumerName == "" {
 		c.ConsumerName = c.Application
+	}
+	return c
+}
+
+// withDefaults is WithDefaults plus a worker id: the hostname and a random
+// suffix.
+func (c Config) withDefaults() Config {
+	c = c.WithDefaults()
+	if c.WorkerID == "" {
+		host, _ := os.Hostname()
+		c.WorkerID = fmt.Sprintf("%s-%d", host, time.Now().UnixNano()%1e6)
 	}
 	return c
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/eventrelay/eventrelay/internal/backoff"
+	"github.com/eventrelay/eventrelay/internal/retry"
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
 )
 
@@ -33,9 +35,13 @@ func (p *parents) refresh(ctx context.Context) error {
 	exists := map[string]bool{}
 	in := &kinesis.ListShardsInput{StreamName: aws.String(p.s.cfg.Stream)}
 	for {
-		out, err := p.s.clients.Kinesis.ListShards(ctx, in)
+		var out *kinesis.ListShardsOutput
+		err := p.call(ctx, "listing shards", func() (err error) {
+			out, err = p.s.clients.Kinesis.ListShards(ctx, in)
+			return err
+		})
 		if err != nil {
-			return fmt.Errorf("listing shards of %s: %w", p.s.cfg.Stream, err)
+			return fmt.Errorf("listing shards of stream %s (Kinesis ListShards): %w", p.s.cfg.Stream, err)
 		}
 		for _, sh := range out.Shards {
 			id := aws.ToString(sh.ShardId)
@@ -75,7 +81,8 @@ func (p *parents) lookup(shard string) ([]string, bool) {
 }
 
 // wait blocks until every parent of shard has checkpointed SHARD_END, or
-// ctx ends.
+// ctx ends. Transient AWS errors are retried (see call); any other error
+// is returned, naming the stream or table and the operation.
 func (p *parents) wait(ctx context.Context, shard string) error {
 	ps, known := p.lookup(shard)
 	if !known {
@@ -86,9 +93,13 @@ func (p *parents) wait(ctx context.Context, shard string) error {
 	}
 	for _, parent := range ps {
 		for logged := false; ; {
-			done, err := p.finished(ctx, parent)
-			if err != nil {
+			var done bool
+			err := p.call(ctx, "reading the parent shard's checkpoint", func() (err error) {
+				done, err = p.finished(ctx, parent)
 				return err
+			})
+			if err != nil {
+				return fmt.Errorf("waiting for parent shard %s of %s: %w", parent, shard, err)
 			}
 			if done {
 				break
@@ -97,14 +108,47 @@ func (p *parents) wait(ctx context.Context, shard string) error {
 				p.s.log.Info().Str("shard_id", shard).Str("parent_shard_id", parent).Msg("waiting for the parent shard to finish before reading its child")
 				logged = true
 			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(500 * time.Millisecond):
+			if err := backoff.Sleep(ctx, parentPoll); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
+}
+
+// parentPoll is how often a parent's checkpoint is read while it is not
+// finished.
+const parentPoll = 500 * time.Millisecond
+
+// Retrying transient AWS errors: capped exponential backoff, a warning
+// on the first failure and then once per logEvery attempts.
+const (
+	retryMin = 200 * time.Millisecond
+	retryMax = 10 * time.Second
+	logEvery = 10
+)
+
+// call runs op until it succeeds, fails with an error retry.AWS does not
+// call transient, or ctx ends (then it returns ctx's error).
+func (p *parents) call(ctx context.Context, what string, op func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := op()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !retry.AWS(ctx, err) {
+			return err
+		}
+		if attempt == 1 || attempt%logEvery == 0 {
+			p.s.log.Warn().Err(err).Int("attempts", attempt).Msg(what + " failed; retrying")
+		}
+		if err := backoff.Sleep(ctx, backoff.Delay(attempt, retryMin, retryMax)); err != nil {
+			return err
+		}
+	}
 }
 
 // finished reports whether parent's checkpoint is SHARD_END.
@@ -119,7 +163,7 @@ func (p *parents) finished(ctx context.Context, parent string) (bool, error) {
 		if errors.As(err, &notFound) {
 			return false, fmt.Errorf("lease table %s is gone: %w", p.s.cfg.LeaseTable, err)
 		}
-		return false, nil // transient: ask again
+		return false, fmt.Errorf("reading lease table %s (DynamoDB GetItem): %w", p.s.cfg.LeaseTable, err)
 	}
 	cp, ok := out.Item[checkpoint.SequenceNumberKey].(*ddbtypes.AttributeValueMemberS)
 	return ok && cp.Value == checkpoint.ShardEnd, nil

@@ -30,6 +30,7 @@ const testStream = "onewelcome-events"
 // SigV4-verifying proxies, an STS server requiring an external ID, and a
 // kfake cluster; the worker's credentials come from assumerole.
 type env struct {
+	st    *awstest.Stack
 	kc    *kinesis.Client
 	dc    *dynamodb.Client
 	kafka *kafkatest.Cluster
@@ -45,6 +46,7 @@ func newEnv(t testing.TB, shards int32) *env {
 		t.Fatal(err)
 	}
 	e := &env{
+		st: st,
 		kc: kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(st.KinesisURL) }),
 		dc: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(st.DynamoDBURL) }),
 	}
@@ -297,20 +299,7 @@ func TestStreamResharding(t *testing.T) {
 	p := newProducer()
 	p.put(t, e.kc, 300, 5, 30)
 	_, stop := e.worker(t, "w1", nil)
-	ctx := context.Background()
-	desc, err := e.kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(testStream)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	parent := desc.Shards[0]
-	// Split at the middle of the parent's hash key range.
-	start, end := parseBig(aws.ToString(parent.HashKeyRange.StartingHashKey)), parseBig(aws.ToString(parent.HashKeyRange.EndingHashKey))
-	mid := start.Add(start, end)
-	mid.Rsh(mid, 1)
-	if _, err := e.kc.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(testStream), ShardToSplit: parent.ShardId, NewStartingHashKey: aws.String(mid.String())}); err != nil {
-		t.Fatal(err)
-	}
-	e.waitActive(t)
+	parent := e.splitFirstShard(t)
 	p.put(t, e.kc, 300, 5, 30)
 	counts := kafkaCounts(t, e, len(p.ids))
 	requireDelivered(t, p.ids, counts, "across the split")
@@ -350,6 +339,27 @@ func TestStreamPoisonRecords(t *testing.T) {
 			t.Errorf("dead letter %q: kind %q position %q, want %q at %q", data, r.Headers["dlq-kind"], r.Headers["source-position"], poison[data], seqs[data])
 		}
 	}
+}
+
+// splitFirstShard splits the stream's first shard at the middle of its
+// hash key range, waits for the stream to be active again and returns the
+// parent.
+func (e *env) splitFirstShard(t testing.TB) types.Shard {
+	t.Helper()
+	ctx := context.Background()
+	desc, err := e.kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(testStream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := desc.Shards[0]
+	start, end := parseBig(aws.ToString(parent.HashKeyRange.StartingHashKey)), parseBig(aws.ToString(parent.HashKeyRange.EndingHashKey))
+	mid := start.Add(start, end)
+	mid.Rsh(mid, 1)
+	if _, err := e.kc.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(testStream), ShardToSplit: parent.ShardId, NewStartingHashKey: aws.String(mid.String())}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitActive(t)
+	return parent
 }
 
 func parseBig(s string) *big.Int {

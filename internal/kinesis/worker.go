@@ -92,7 +92,7 @@ func HasCheckpoints(ctx context.Context, ddb *dynamodb.Client, table string) (bo
 			if errors.As(err, &notFound) {
 				return false, nil
 			}
-			return false, fmt.Errorf("scanning lease table %s: %w", table, err)
+			return false, fmt.Errorf("scanning lease table %s (DynamoDB Scan): %w", table, err)
 		}
 		for _, item := range page.Items {
 			if _, ok := item[checkpoint.SequenceNumberKey]; ok {
@@ -148,7 +148,7 @@ func (s *Stream) Run(ctx context.Context) error {
 		return err
 	}
 	if _, err := s.clients.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(s.cfg.Stream)}); err != nil {
-		return fmt.Errorf("describing stream %s: %w", s.cfg.Stream, err)
+		return fmt.Errorf("describing stream %s (Kinesis DescribeStreamSummary): %w", s.cfg.Stream, err)
 	}
 	// deliverCtx outlives ctx by the drain timeout so the batch in hand can
 	// still be delivered and checkpointed during a graceful stop.
@@ -233,16 +233,16 @@ func EnsureLeaseTable(ctx context.Context, ddb *dynamodb.Client, table string) e
 		})
 		var inUse *ddbtypes.ResourceInUseException
 		if err != nil && !errors.As(err, &inUse) {
-			return fmt.Errorf("creating lease table %s: %w", table, err)
+			return fmt.Errorf("creating lease table %s (DynamoDB CreateTable): %w", table, err)
 		}
 	default:
-		return fmt.Errorf("describing lease table %s: %w", table, err)
+		return fmt.Errorf("describing lease table %s (DynamoDB DescribeTable): %w", table, err)
 	}
 	if err := dynamodb.NewTableExistsWaiter(ddb, func(o *dynamodb.TableExistsWaiterOptions) {
 		o.MinDelay = 100 * time.Millisecond
 		o.MaxDelay = 2 * time.Second
 	}).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}, 2*time.Minute); err != nil {
-		return fmt.Errorf("waiting for lease table %s to become active: %w", table, err)
+		return fmt.Errorf("waiting for lease table %s to become active (DynamoDB DescribeTable): %w", table, err)
 	}
 	return nil
 }

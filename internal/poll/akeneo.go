@@ -55,7 +55,10 @@ type AkeneoParams struct {
 	SubscriptionID string `yaml:"subscription_id"`
 }
 
-func (c AkeneoConfig) withDefaults() AkeneoConfig {
+// WithDefaults fills zero fields with the defaults in their comments,
+// Common's included. config.Load applies it; applying it again changes
+// nothing.
+func (c AkeneoConfig) WithDefaults() AkeneoConfig {
 	def := func(p *string, v string) {
 		if *p == "" {
 			*p = v
@@ -76,7 +79,7 @@ func (c AkeneoConfig) withDefaults() AkeneoConfig {
 	if c.Retention == 0 {
 		c.Retention = 30 * 24 * time.Hour
 	}
-	c.Common = c.Common.withDefaults()
+	c.Common = c.Common.WithDefaults()
 	return c
 }
 
@@ -92,7 +95,7 @@ func (c AkeneoConfig) Validate() error {
 	if c.ClientID == "" {
 		errs = append(errs, errors.New("source.akeneo.client_id: must be set (sent as X-PIM-CLIENT-ID)"))
 	}
-	if _, err := url.Parse(c.withDefaults().BaseURL); err != nil {
+	if _, err := url.Parse(c.WithDefaults().BaseURL); err != nil {
 		errs = append(errs, fmt.Errorf("source.akeneo.base_url: %w", err))
 	}
 	return errors.Join(errs...)
@@ -125,7 +128,7 @@ func NewAkeneo(cfg AkeneoConfig, s sink.Sink, log zerolog.Logger, reg prometheus
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	token, err := orFile(cfg.Token, cfg.TokenFile, "source.akeneo.token_file")
 	if err != nil {
 		return nil, err

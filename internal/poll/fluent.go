@@ -45,6 +45,20 @@ type FluentConfig struct {
 	RootEntityRef  string `yaml:"root_entity_ref"`
 }
 
+// WithDefaults fills zero fields with the defaults in their comments,
+// Common's included (token_url only once base_url is set). config.Load
+// applies it; applying it again changes nothing.
+func (c FluentConfig) WithDefaults() FluentConfig {
+	if c.TokenURL == "" && c.BaseURL != "" {
+		c.TokenURL = strings.TrimRight(c.BaseURL, "/") + "/oauth/token"
+	}
+	if c.TokenAuthStyle == "" {
+		c.TokenAuthStyle = "params"
+	}
+	c.Common = c.Common.WithDefaults()
+	return c
+}
+
 // Validate names the field at fault.
 func (c FluentConfig) Validate() error {
 	var errs []error
@@ -95,9 +109,7 @@ func NewFluent(cfg FluentConfig, s sink.Sink, log zerolog.Logger, reg prometheus
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.TokenURL == "" {
-		cfg.TokenURL = strings.TrimRight(cfg.BaseURL, "/") + "/oauth/token"
-	}
+	cfg = cfg.WithDefaults()
 	pw, err := orFile(cfg.Password, cfg.PasswordFile, "source.fluent.password_file")
 	if err != nil {
 		return nil, err
@@ -106,7 +118,6 @@ func NewFluent(cfg FluentConfig, s sink.Sink, log zerolog.Logger, reg prometheus
 	if err != nil {
 		return nil, err
 	}
-	cfg.Common = cfg.Common.withDefaults()
 	o := newFluentToken(cfg, pw, cs)
 	c := newClient(cfg.Timeout)
 	c.auth, c.refresh = o.auth, o.refresh

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/eventrelay/eventrelay/internal/retry"
 	"github.com/rs/zerolog"
 )
 
@@ -16,9 +17,11 @@ import (
 // after one refresh.
 var ErrUnauthorized = errors.New("unauthorized")
 
-// client does GETs with the vendors' failure handling: 429 and 5xx are
+// client does GETs with the vendors' failure handling: what retry.HTTPStatus
+// and retry.HTTP call transient (408, 425, 429, 5xx, network failures) is
 // retried with backoff honouring Retry-After; 401 refreshes the token once;
-// other 4xx stop with an error carrying the response.
+// other 4xx and other transport errors (a certificate not trusted, a host
+// that does not exist) stop with an error carrying the cause.
 type client struct {
 	http       *http.Client
 	log        zerolog.Logger
@@ -51,11 +54,15 @@ func (c *client) get(ctx context.Context, url string) ([]byte, error) {
 			body, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 			resp.Body.Close()
 		}
+		var last error
 		switch {
-		case err != nil:
+		case err != nil && !retry.HTTP(ctx, err):
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			return nil, fmt.Errorf("GET %s: %w", redactURL(url), err)
+		case err != nil:
+			last = err
 			c.log.Warn().Err(err).Dur("retry_in", delay).Msg("request failed; retrying")
 		case resp.StatusCode == http.StatusOK:
 			return body, nil
@@ -68,7 +75,8 @@ func (c *client) get(ctx context.Context, url string) ([]byte, error) {
 			continue
 		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 			return nil, fmt.Errorf("GET %s: %w (HTTP %d): check the credentials: %s", redactURL(url), ErrUnauthorized, resp.StatusCode, snippet(body))
-		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		case retry.HTTPStatus(resp.StatusCode):
+			last = fmt.Errorf("HTTP %d: %s", resp.StatusCode, snippet(body))
 			if d, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
 				delay = max(d, 100*time.Millisecond)
 			}
@@ -77,7 +85,7 @@ func (c *client) get(ctx context.Context, url string) ([]byte, error) {
 			return nil, fmt.Errorf("GET %s: HTTP %d: %s", redactURL(url), resp.StatusCode, snippet(body))
 		}
 		if c.maxRetries > 0 && attempt >= c.maxRetries {
-			return nil, fmt.Errorf("GET %s: giving up after %d attempts", redactURL(url), attempt+1)
+			return nil, fmt.Errorf("GET %s: giving up after %d attempts: %w", redactURL(url), attempt+1, last)
 		}
 		if err := c.sleep(ctx, delay); err != nil {
 			return nil, err

@@ -98,8 +98,10 @@ func DefaultKafkaConfig() KafkaConfig {
 	}
 }
 
-// withDefaults fills zero fields from DefaultKafkaConfig.
-func (c KafkaConfig) withDefaults() KafkaConfig {
+// WithDefaults fills zero fields from DefaultKafkaConfig, and an unset
+// AllowAutoTopicCreation with true. config.Load applies it; applying it
+// again changes nothing.
+func (c KafkaConfig) WithDefaults() KafkaConfig {
 	d := DefaultKafkaConfig()
 	setDefault(&c.Topic, d.Topic)
 	setDefault(&c.FallbackTopic, d.FallbackTopic)
@@ -113,6 +115,10 @@ func (c KafkaConfig) withDefaults() KafkaConfig {
 	setDefault(&c.WriteTimeout, d.WriteTimeout)
 	setDefault(&c.RetryBackoffMin, d.RetryBackoffMin)
 	setDefault(&c.RetryBackoffMax, d.RetryBackoffMax)
+	if c.AllowAutoTopicCreation == nil {
+		on := true
+		c.AllowAutoTopicCreation = &on
+	}
 	return c
 }
 
@@ -131,7 +137,7 @@ func setDefault[T comparable](p *T, def T) {
 // Validate checks the configuration after defaults, naming the field at
 // fault as it appears in the configuration file (sink.kafka.*).
 func (c KafkaConfig) Validate() error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("sink.kafka.%s: "+format, append([]any{field}, args...)...))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/eventrelay/eventrelay/internal/backoff"
 	"github.com/eventrelay/eventrelay/internal/envelope"
+	"github.com/eventrelay/eventrelay/internal/retry"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
@@ -30,7 +31,7 @@ func NewKafka(cfg KafkaConfig, log zerolog.Logger, reg prometheus.Registerer) (*
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	router, _ := NewRouter(cfg.Topic, cfg.FallbackTopic)
 	comp, _ := codec(cfg.Compression)
 	useSmallLZ4Blocks()
@@ -159,7 +160,8 @@ func (k *Kafka) write(ctx context.Context, msgs []pending) error {
 
 // failed sorts the outcome of a write (err may be nil when only earlier
 // failures block keys) into messages to retry, dead letters and fatal
-// errors.
+// errors, as retry.Kafka classifies them: an error it does not know stops
+// the delivery instead of being retried forever.
 func (k *Kafka) failed(ctx context.Context, msgs []pending, err error, blocked map[topicKey]bool, b *Batch) ([]pending, error) {
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("delivering %d messages: %w", len(msgs), ctx.Err())
@@ -168,8 +170,8 @@ func (k *Kafka) failed(ctx context.Context, msgs []pending, err error, blocked m
 	if err != nil {
 		k.m.produceErrs.Inc()
 		if !errors.As(err, &werrs) || len(werrs) != len(msgs) {
-			if fatal(err) {
-				return nil, fmt.Errorf("delivering to kafka: %w", err)
+			if retry.Kafka(ctx, err) != retry.KafkaTransient {
+				return nil, fmt.Errorf("delivering %d messages to kafka: %w", len(msgs), err)
 			}
 			if errors.Is(err, kafka.UnknownTopicOrPartition) {
 				if err := k.confirmMissing(ctx, msgs); err != nil {
@@ -184,32 +186,34 @@ func (k *Kafka) failed(ctx context.Context, msgs []pending, err error, blocked m
 		}
 		k.log.Warn().Err(err).Int("messages", len(msgs)).Msg("kafka write failed, retrying")
 	}
-	var retry []pending
+	var again []pending
 	for i, p := range msgs {
 		e := werrs[i]
 		id := topicKey{p.msg.Topic, string(p.msg.Key)}
+		class := retry.Kafka(ctx, e)
 		switch {
 		case e == nil && !blocked[id]:
 			continue // acknowledged, and nothing before it with its key failed
-		case e != nil && fatal(e):
-			return nil, fmt.Errorf("delivering to topic %s: %w", p.msg.Topic, e)
+		case e == nil:
 		case errors.Is(e, kafka.UnknownTopicOrPartition):
 			if err := k.confirmMissing(ctx, []pending{p}); err != nil {
 				return nil, err
 			}
-		case e != nil && permanent(e) && p.alone:
+		case class == retry.KafkaFatal:
+			return nil, fmt.Errorf("delivering to topic %s: %w", p.msg.Topic, e)
+		case class == retry.KafkaRejected && p.alone:
 			if p.event == nil {
 				return nil, fmt.Errorf("dead-letter topic %s rejected a message: %w", p.msg.Topic, e)
 			}
 			b.Dead = append(b.Dead, DeadLetter{Format: p.event.Source, Kind: KindRejected,
 				Reason: "kafka rejected the event: " + e.Error(), Raw: p.event.Raw, Pos: p.event.Pos, Event: p.event})
-			retry = append(retry, pending{msg: k.deadMessage(&b.Dead[len(b.Dead)-1])})
+			again = append(again, pending{msg: k.deadMessage(&b.Dead[len(b.Dead)-1])})
 			continue
-		case e != nil && permanent(e):
+		case class == retry.KafkaRejected:
 			p.alone = true
 		}
 		blocked[id] = true
-		retry = append(retry, p)
+		again = append(again, p)
 	}
-	return retry, nil
+	return again, nil
 }

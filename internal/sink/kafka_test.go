@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -310,5 +312,40 @@ func TestKafkaPermanentRejection(t *testing.T) {
 	}
 	if got := kafkatest.Consume(t, c.Addrs, "events.onewelcome", len(evs)-want, 10*time.Second); len(got) != len(evs)-want {
 		t.Errorf("events topic has %d records, want %d", len(got), len(evs)-want)
+	}
+}
+
+// TestKafkaErrorClasses: a produce error Kafka marks retriable is retried
+// until delivered; one it does not (here INVALID_REQUIRED_ACKS, a
+// misconfiguration) stops Deliver with the error instead of being retried
+// forever.
+func TestKafkaErrorClasses(t *testing.T) {
+	tests := []struct {
+		name    string
+		err     *kerr.Error
+		count   int
+		wantErr bool
+	}{
+		{"retriable, then delivered", kerr.NotEnoughReplicas, 3, false},
+		{"not retriable surfaces", kerr.InvalidRequiredAcks, -1, true},
+		{"unauthorised surfaces", kerr.TopicAuthorizationFailed, -1, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := kafkatest.Start(t, 1, 2, "events.onewelcome", "events.dlq")
+			k, _ := newTestKafka(t, c.Addrs, nil)
+			h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "events.onewelcome", Err: tc.err, Count: tc.count})
+			defer h.Remove()
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			b := Batch{Events: testEvents(20, 10, 10)}
+			err := k.Deliver(ctx, &b)
+			switch {
+			case tc.wantErr && (err == nil || errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, kafka.Error(tc.err.Code))):
+				t.Fatalf("Deliver = %v, want the broker's %s at once", err, tc.err.Message)
+			case !tc.wantErr && err != nil:
+				t.Fatalf("Deliver = %v, want delivered after retries", err)
+			}
+		})
 	}
 }

@@ -1,8 +1,6 @@
 package sink
 
 import (
-	"errors"
-
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/segmentio/kafka-go"
 )
@@ -47,34 +45,4 @@ func (k *Kafka) deadMessage(d *DeadLetter) kafka.Message {
 		m.Value = d.Raw[:max(k.cfg.MaxMessageBytes-messageSize(&m), 0)]
 	}
 	return m
-}
-
-// fatal errors cannot be fixed by retrying or dead-lettering: the
-// configuration or permissions are wrong.
-func fatal(err error) bool {
-	var ke kafka.Error
-	if !errors.As(err, &ke) {
-		return false
-	}
-	switch ke {
-	case kafka.TopicAuthorizationFailed, kafka.ClusterAuthorizationFailed, kafka.SASLAuthenticationFailed,
-		kafka.TransactionalIDAuthorizationFailed, kafka.UnsupportedSASLMechanism:
-		return true
-	}
-	return false
-}
-
-// permanent errors reject a specific message: retrying it cannot succeed,
-// so it is dead-lettered.
-func permanent(err error) bool {
-	var ke kafka.Error
-	if !errors.As(err, &ke) {
-		return false
-	}
-	switch ke {
-	case kafka.MessageSizeTooLarge, kafka.RecordListTooLarge, kafka.InvalidRecord, kafka.InvalidMessage,
-		kafka.InvalidTopic, kafka.UnsupportedCompressionType:
-		return true
-	}
-	return false
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/eventrelay/eventrelay/internal/envelope"
-	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl/plain"
 )
 
@@ -156,15 +155,6 @@ func TestHeadersContract(t *testing.T) {
 	h := eventHeaders(nil, &fluent)
 	if last := h[len(h)-1]; len(h) != 6 || last.Key != "event-name" || string(last.Value) != "Send Event" {
 		t.Errorf("fluent headers %v, want event-name: Send Event", h)
-	}
-}
-
-func TestPermanentAndFatal(t *testing.T) {
-	if !permanent(kafka.MessageSizeTooLarge) || permanent(kafka.LeaderNotAvailable) || permanent(context.Canceled) {
-		t.Error("permanent() misclassifies")
-	}
-	if !fatal(kafka.TopicAuthorizationFailed) || fatal(kafka.NotLeaderForPartition) {
-		t.Error("fatal() misclassifies")
 	}
 }
 
