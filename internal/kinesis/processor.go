@@ -68,7 +68,15 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		// Lease renewal runs meanwhile; KCL's own wait misses parents
 		// nobody has leased yet and the second parent of a merge.
 		if err := p.s.parents.wait(p.stop, p.shard); err != nil {
-			p.log.Warn().Err(err).Msg("stopped while waiting for the parent shard; not checkpointing")
+			// Nothing after this batch may be checkpointed: it was not
+			// delivered. Stopping, that is all; otherwise the error is not
+			// transient (AccessDenied on the lease table) and stops the worker.
+			p.halted = true
+			if p.stop.Err() == nil {
+				p.halt(err)
+			} else {
+				p.log.Warn().Err(err).Msg("stopped while waiting for the parent shard; not checkpointing")
+			}
 			return
 		}
 		p.parentsDone = true
