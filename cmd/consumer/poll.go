@@ -24,8 +24,10 @@ so entries moving or appearing meanwhile are not skipped; shifts are logged
 and counted), drops entries already delivered (by id), delivers the rest
 and only then advances the cursor in the state file. Akeneo error logs that
 the platform merged (same id, later timestamp) are delivered again once, with
-the header event-updated: true. 429 and 5xx are retried honouring Retry-After;
-a 401 refreshes the token once; other 4xx stop with an error. A cursor older
+the header event-updated: true. 429 and 5xx are retried honouring Retry-After
+(with --once at most once_attempts times, default 8, then exit 1 naming the
+status); a 401 refreshes the token once; other 4xx and a page larger than
+max_body_size (default 64 MiB) stop with an error. A cursor older
 than the API's retention is reported (logged and counted), not skipped silently.
 
 Examples:
@@ -101,7 +103,7 @@ func runPoll(ctx context.Context, args []string, io stdio, getenv func(string) s
 	}
 	srv.SetReady(func() error { return nil })
 	if *once {
-		st, err := p.Once(ctx)
+		st, err := p.OneShot(ctx)
 		if err != nil {
 			log.Error().Err(err).Msg("poll failed")
 			return exitFor(err)

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -59,5 +61,37 @@ func TestPollCommand(t *testing.T) {
 	}
 	if code, _, _ := run("poll", "salesforce"); code != exitUsage {
 		t.Errorf("unknown API: exit %d", code)
+	}
+}
+
+// TestPollOnceGivesUp: `poll --once` against an API failing with 500
+// every time exits 1 after source.fluent.once_attempts requests, naming
+// the status, instead of retrying forever.
+func TestPollOnceGivesUp(t *testing.T) {
+	var requests atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/oauth/token", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"access_token":"t1","expires_in":3600}`)
+	})
+	mux.HandleFunc("/api/v4.1/event", func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Retry-After", "0") // the shortest backoff (100ms): this test sleeps once
+		http.Error(w, "upstream down", http.StatusInternalServerError)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	dir := t.TempDir()
+	env := map[string]string{
+		"EVENTRELAY_SOURCE_FLUENT_BASE_URL": srv.URL, "EVENTRELAY_SOURCE_FLUENT_USERNAME": "u", "EVENTRELAY_SOURCE_FLUENT_CLIENT_ID": "c",
+		"EVENTRELAY_SOURCE_FLUENT_PASSWORD": "pw", "EVENTRELAY_SOURCE_FLUENT_CLIENT_SECRET": "cs",
+		"EVENTRELAY_SOURCE_FLUENT_STATE_FILE": filepath.Join(dir, "cursor.json"), "EVENTRELAY_SOURCE_FLUENT_ONCE_ATTEMPTS": "2",
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var out, errb strings.Builder
+	code := run(ctx, []string{"poll", "fluent-events", "--once", "--sink", "stdout", "--http-addr", "off"},
+		stdio{in: strings.NewReader(""), out: &out, err: &errb}, func(k string) string { return env[k] })
+	if code != exitBadInput || !strings.Contains(errb.String(), "giving up after 2 attempts") || !strings.Contains(errb.String(), "HTTP 500") || ctx.Err() != nil {
+		t.Fatalf("exit %d after %d requests, want 1 naming HTTP 500 after 2 attempts:\n%s", code, requests.Load(), errb.String())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/eventrelay/eventrelay/internal/app"
 	"github.com/eventrelay/eventrelay/internal/config"
@@ -42,7 +43,11 @@ neither gives one, the replay stops (exit 2) rather than guess.
 Progress is kept in a state file after every acknowledged batch (--state;
 default in $XDG_STATE_HOME/eventrelay/ or ~/.local/state/eventrelay/): rerun
 the same command to resume an interrupted replay; a finished one is not
-repeated unless --restart is given.
+repeated unless --restart is given. Only one replay at a time may use a state
+file: a second one is refused (exit 2). The first SIGINT/SIGTERM stops reading
+and delivers and records what was read (up to --drain-timeout); a second
+signal exits at once. Non-regular files (FIFOs, sockets) in a directory are
+skipped with a warning.
 
 Examples:
   consumer replay --from 2024-02-01 --to 2024-02-03 s3://onewelcome-export/public/
@@ -74,6 +79,7 @@ type replayFlags struct {
 	restart, dryRun     bool
 	gcsKeyFile          string
 	maxEvent, maxRecord int
+	drain               time.Duration
 }
 
 func runReplay(ctx context.Context, args []string, io stdio, getenv func(string) string) int {
@@ -95,6 +101,7 @@ func runReplay(ctx context.Context, args []string, io stdio, getenv func(string)
 	fs.StringVar(&f.gcsKeyFile, "gcs-key-file", getenv("GOOGLE_APPLICATION_CREDENTIALS"), "GCS service-account key file (default: application default credentials)")
 	fs.IntVar(&f.maxEvent, "max-event-size", envelope.DefaultMaxEventSize, "reject events larger than this many bytes")
 	fs.IntVar(&f.maxRecord, "max-record-size", envelope.DefaultMaxRecordSize, "reject records larger than this many bytes")
+	fs.DurationVar(&f.drain, "drain-timeout", replay.DefaultDrainTimeout, "on SIGINT/SIGTERM, how long what was read may take to be delivered and recorded (reading stops at once; a second signal exits)")
 	fs.Usage = func() {
 		fmt.Fprint(io.err, replayHelp)
 		fs.PrintDefaults()
@@ -155,7 +162,7 @@ func (f replayFlags) job(urls []string, getenv func(string) string) (config.Conf
 		return config.Config{}, nil, errors.New("give at least one URL (s3://bucket/prefix, gs://bucket/prefix or a directory); see --help")
 	}
 	j := &replay.Job{URLs: urls, Tenant: f.tenant, Concurrency: f.concurrency, RateLimit: f.rate, State: f.stateFile,
-		Restart: f.restart, GCSKeyFile: f.gcsKeyFile, MaxEventSize: f.maxEvent, MaxRecordSize: f.maxRecord, Getenv: getenv}
+		Restart: f.restart, GCSKeyFile: f.gcsKeyFile, MaxEventSize: f.maxEvent, MaxRecordSize: f.maxRecord, DrainTimeout: f.drain, Getenv: getenv}
 	var err error
 	if f.from != "" {
 		if j.Window.From, err = replay.ParseTime(f.from); err != nil {

@@ -133,7 +133,7 @@ func NewAkeneo(cfg AkeneoConfig, s sink.Sink, log zerolog.Logger, reg prometheus
 	if err != nil {
 		return nil, err
 	}
-	c := newClient(cfg.Timeout)
+	c := newClient(cfg.Common)
 	c.auth = func(_ context.Context, r *http.Request) error {
 		r.Header.Set("X-PIM-URL", cfg.PIMURL)
 		r.Header.Set("X-PIM-TOKEN", token.Reveal())

@@ -119,7 +119,7 @@ func NewFluent(cfg FluentConfig, s sink.Sink, log zerolog.Logger, reg prometheus
 		return nil, err
 	}
 	o := newFluentToken(cfg, pw, cs)
-	c := newClient(cfg.Timeout)
+	c := newClient(cfg.Common)
 	c.auth, c.refresh = o.auth, o.refresh
 	return newPoller(fluent{cfg}, c, cfg.Common, s, log.With().Str("api", "fluent-events").Logger(), reg)
 }

@@ -19,14 +19,18 @@ var ErrUnauthorized = errors.New("unauthorized")
 
 // client does GETs with the vendors' failure handling: what retry.HTTPStatus
 // and retry.HTTP call transient (408, 425, 429, 5xx, network failures) is
-// retried with backoff honouring Retry-After; 401 refreshes the token once;
-// other 4xx and other transport errors (a certificate not trusted, a host
-// that does not exist) stop with an error carrying the cause.
+// retried with backoff honouring Retry-After, at most maxAttempts times
+// when that is set; 401 refreshes the token once; other 4xx, a body larger
+// than maxBody and other transport errors (a certificate not trusted, a
+// host that does not exist) stop with an error carrying the cause.
 type client struct {
 	http       *http.Client
 	log        zerolog.Logger
 	maxBackoff time.Duration
-	maxRetries int
+	// maxAttempts bounds the requests for one URL (0: until it succeeds).
+	maxAttempts int
+	// maxBody is the most bytes of a body read (0: DefaultMaxBodySize).
+	maxBody int64
 	// auth sets the request's credentials; refresh (may be nil) renews them
 	// after a 401.
 	auth    func(ctx context.Context, r *http.Request) error
@@ -34,28 +38,18 @@ type client struct {
 	sleep   func(ctx context.Context, d time.Duration) error
 }
 
+// errTooLarge marks a body past maxBody: not worth asking again.
+var errTooLarge = errors.New("page not read")
+
 func (c *client) get(ctx context.Context, url string) ([]byte, error) {
 	refreshed := false
 	delay := time.Second
-	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Accept", "application/json")
-		if c.auth != nil {
-			if err := c.auth(ctx, req); err != nil {
-				return nil, err
-			}
-		}
-		resp, err := c.http.Do(req)
-		var body []byte
-		if err == nil {
-			body, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-			resp.Body.Close()
-		}
+	for attempt := 1; ; attempt++ {
+		resp, body, err := c.do(ctx, url)
 		var last error
 		switch {
+		case errors.Is(err, errTooLarge):
+			return nil, fmt.Errorf("GET %s: %w", redactURL(url), err)
 		case err != nil && !retry.HTTP(ctx, err):
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -84,14 +78,46 @@ func (c *client) get(ctx context.Context, url string) ([]byte, error) {
 		default:
 			return nil, fmt.Errorf("GET %s: HTTP %d: %s", redactURL(url), resp.StatusCode, snippet(body))
 		}
-		if c.maxRetries > 0 && attempt >= c.maxRetries {
-			return nil, fmt.Errorf("GET %s: giving up after %d attempts: %w", redactURL(url), attempt+1, last)
+		if c.maxAttempts > 0 && attempt >= c.maxAttempts {
+			return nil, fmt.Errorf("GET %s: giving up after %d attempts: %w", redactURL(url), attempt, last)
 		}
 		if err := c.sleep(ctx, delay); err != nil {
 			return nil, err
 		}
 		delay = min(delay*2, c.maxBackoff)
 	}
+}
+
+// do makes one request and reads its body: at most maxBody bytes of a 200
+// (more is errTooLarge), enough of another status to quote.
+func (c *client) do(ctx context.Context, url string) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.auth != nil {
+		if err := c.auth(ctx, req); err != nil {
+			return nil, nil, err
+		}
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	limit := c.maxBody
+	if limit <= 0 {
+		limit = DefaultMaxBodySize
+	}
+	if resp.StatusCode != http.StatusOK {
+		limit = min(limit, 64<<10)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err == nil && int64(len(body)) > limit && resp.StatusCode == http.StatusOK {
+		return resp, nil, fmt.Errorf("response larger than %d bytes (raise max_body_size if pages are that large): %w", limit, errTooLarge)
+	}
+	return resp, body, err
 }
 
 // retryAfter parses Retry-After as seconds or an HTTP date.

@@ -50,7 +50,7 @@ func TestClientRetriesOnlyTransient(t *testing.T) {
 			}
 			defer srv.Close()
 			sleeps := 0
-			c := &client{http: &http.Client{Timeout: 5 * time.Second}, log: zerolog.Nop(), maxBackoff: time.Second, maxRetries: 3,
+			c := &client{http: &http.Client{Timeout: 5 * time.Second}, log: zerolog.Nop(), maxBackoff: time.Second, maxAttempts: 4,
 				sleep: func(context.Context, time.Duration) error { sleeps++; return nil }}
 			_, err := c.get(context.Background(), srv.URL+"/logs?page=1")
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {

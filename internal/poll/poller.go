@@ -35,7 +35,23 @@ type Common struct {
 	StateFile string `yaml:"state_file"`
 	// Timeout of one HTTP request. Default 30s.
 	Timeout time.Duration `yaml:"timeout"`
+	// MaxBodySize is the most bytes of a response read; a larger page
+	// fails the poll with "response larger than N bytes". Default
+	// DefaultMaxBodySize.
+	MaxBodySize int64 `yaml:"max_body_size"`
+	// OnceAttempts is how often a one-shot poll (`consumer poll --once`)
+	// asks for a page that fails with a transient error (429, 5xx, network)
+	// before it fails naming the last one; a continuous poll asks until the
+	// API answers. Default DefaultOnceAttempts (about two minutes of
+	// backoff).
+	OnceAttempts int `yaml:"once_attempts"`
 }
+
+// Defaults of Common.
+const (
+	DefaultMaxBodySize  = 64 << 20
+	DefaultOnceAttempts = 8
+)
 
 func (c Common) withDefaults() Common {
 	def := func(p *time.Duration, d time.Duration) {
@@ -49,6 +65,12 @@ func (c Common) withDefaults() Common {
 	def(&c.Timeout, 30*time.Second)
 	if c.PageSize == 0 {
 		c.PageSize = 100
+	}
+	if c.MaxBodySize <= 0 {
+		c.MaxBodySize = DefaultMaxBodySize
+	}
+	if c.OnceAttempts <= 0 {
+		c.OnceAttempts = DefaultOnceAttempts
 	}
 	return c
 }
@@ -125,6 +147,15 @@ func (p *Poller) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// OneShot is one poll as `consumer poll --once` runs it: Once, with each
+// page asked for at most OnceAttempts times, so a persistent failure ends
+// it with an error naming the last status.
+func (p *Poller) OneShot(ctx context.Context) (Stats, error) {
+	p.c.maxAttempts = p.cfg.OnceAttempts
+	defer func() { p.c.maxAttempts = 0 }()
+	return p.Once(ctx)
 }
 
 // Once polls one window: from the cursor minus the overlap to now, paged
@@ -293,6 +324,7 @@ func items(body []byte) ([]json.RawMessage, error) {
 	return nil, errors.New("the page holds no array of entries (looked at the body, data, items, results, events, logs, _embedded.items)")
 }
 
-func newClient(timeout time.Duration) *client {
-	return &client{http: &http.Client{Timeout: timeout}, maxBackoff: time.Minute, sleep: backoff.Sleep}
+func newClient(cfg Common) *client {
+	cfg = cfg.withDefaults()
+	return &client{http: &http.Client{Timeout: cfg.Timeout}, maxBackoff: time.Minute, maxBody: cfg.MaxBodySize, sleep: backoff.Sleep}
 }

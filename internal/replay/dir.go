@@ -2,17 +2,27 @@ package replay
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
+
+	"github.com/rs/zerolog"
 )
 
 // DirStore reads a local directory; keys are slash-separated paths
-// relative to it.
-type DirStore struct{ Root string }
+// relative to it. Only regular files (or symbolic links to them) are
+// objects: a FIFO, socket or device in an export directory would block
+// the replay on its first read, so List skips it with a warning on Log.
+type DirStore struct {
+	Root string
+	Log  zerolog.Logger
+}
 
 // Name implements Store.
 func (d DirStore) Name() string { return d.Root }
@@ -32,9 +42,17 @@ func (d DirStore) List(ctx context.Context, prefix string, fn func(Object) error
 		if !strings.HasPrefix(key, prefix) || strings.HasPrefix(e.Name(), ".") {
 			return nil
 		}
-		info, err := e.Info()
+		info, err := os.Stat(path) // follows a symbolic link to its file
+		if errors.Is(err, fs.ErrNotExist) {
+			d.Log.Warn().Str("object", key).Msg("skipping a symbolic link to nothing")
+			return nil
+		}
 		if err != nil {
-			return err
+			return fmt.Errorf("listing %s: %w", path, err)
+		}
+		if !info.Mode().IsRegular() {
+			d.Log.Warn().Str("object", key).Str("mode", info.Mode().Type().String()).Msg("skipping a file that is not a regular file (FIFO, socket, device or directory link)")
+			return nil
 		}
 		objs = append(objs, Object{Key: key, Size: info.Size(), Modified: info.ModTime()})
 		return nil
@@ -69,7 +87,22 @@ func (d DirStore) Dirs(_ context.Context, prefix string) ([]string, error) {
 	return out, nil
 }
 
-// Open implements Store.
+// Open implements Store. The file is opened without blocking (opening a
+// FIFO for reading would wait for a writer) and refused unless it is a
+// regular file: it may have been replaced since it was listed.
 func (d DirStore) Open(_ context.Context, key string) (io.ReadCloser, error) {
-	return os.Open(filepath.Join(d.Root, filepath.FromSlash(key)))
+	path := filepath.Join(d.Root, filepath.FromSlash(key))
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = fmt.Errorf("not a regular file (%s)", info.Mode().Type())
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	return f, nil
 }

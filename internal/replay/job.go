@@ -38,10 +38,11 @@ type Job struct {
 	// filed under a later folder; AutoLateness uses the layout's.
 	Lateness time.Duration
 	// Concurrency, InFlight, BatchSize, RateLimit, MaxEventSize,
-	// MaxRecordSize: see Options.
+	// MaxRecordSize, DrainTimeout: see Options.
 	Concurrency, InFlight, BatchSize int
 	RateLimit                        float64
 	MaxEventSize, MaxRecordSize      int
+	DrainTimeout                     time.Duration
 	// State is the progress file. "" picks one in the user's state
 	// directory named after the replay (see StatePath); NoState keeps
 	// progress in memory only (a dry run to stdout).
@@ -218,7 +219,7 @@ func (j *Job) openStore(ctx context.Context, loc Location) (Store, error) {
 	if st, err := os.Stat(loc.Bucket); err != nil || !st.IsDir() {
 		return nil, invalid("%s is not a directory", loc.Bucket)
 	}
-	return DirStore{Root: loc.Bucket}, nil
+	return DirStore{Root: loc.Bucket, Log: j.Log}, nil
 }
 
 // StatePath is the job's progress file: State, or a file named after the
@@ -273,13 +274,19 @@ func (j *Job) Run(ctx context.Context, s sink.Sink) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
+	unlock, err := lockState(path)
+	if err != nil {
+		return Summary{}, &invalidError{err}
+	}
+	defer unlock()
 	j.Log.Info().Str("state", path).Bool("restart", j.Restart).Msg("replay state")
 	state, err := LoadState(path, j.identity(p), j.Window, j.Restart)
 	if err != nil {
 		return Summary{}, &invalidError{err}
 	}
 	r := NewRunner(Options{Window: j.Window, Tenant: j.Tenant, Concurrency: j.Concurrency, InFlight: j.InFlight,
-		BatchSize: j.BatchSize, RateLimit: j.RateLimit, MaxEventSize: j.MaxEventSize, MaxRecordSize: j.MaxRecordSize}, s, state, j.Log)
+		BatchSize: j.BatchSize, RateLimit: j.RateLimit, MaxEventSize: j.MaxEventSize, MaxRecordSize: j.MaxRecordSize,
+		DrainTimeout: j.DrainTimeout}, s, state, j.Log)
 	r.Progress.Register(j.Registry)
 	r.Metrics = pipeline.NewMetrics(j.Registry)
 	progCtx, stopProg := context.WithCancel(ctx)
@@ -295,19 +302,29 @@ func (j *Job) Run(ctx context.Context, s sink.Sink) (Summary, error) {
 	sum, runErr := r.Run(ctx, p.Sources)
 	stopProg()
 	<-done
-	j.logSummary(sum, path)
+	j.logSummary(ctx, sum, runErr, path)
 	if runErr == nil && sum.Events == 0 && sum.Dead == 0 && sum.Earlier == 0 {
 		return sum, &NothingToReplay{fmt.Sprintf("%d object(s) read, none held an event in the window %s (%s)", sum.Objects, j.Window, strings.Join(p.Found, "; "))}
 	}
 	return sum, runErr
 }
 
-func (j *Job) logSummary(s Summary, statePath string) {
+// logSummary logs how the run ended: "replay finished", "replay
+// interrupted" (ctx ended: what was read was delivered and recorded) or
+// "replay stopped" (a topic is missing).
+func (j *Job) logSummary(ctx context.Context, s Summary, runErr error, statePath string) {
+	msg := "replay finished"
+	switch {
+	case ctx.Err() != nil:
+		msg = "replay interrupted"
+	case errors.Is(runErr, sink.ErrTopicMissing):
+		msg = "replay stopped"
+	}
 	rate := 0.0
 	if s.Elapsed > 0 {
 		rate = float64(s.Events) / s.Elapsed.Seconds()
 	}
 	j.Log.Info().Int("objects", s.Objects).Int("objects_already_done", s.Skipped).Int("objects_failed", s.Failed).
 		Int64("events", s.Events).Int64("dead_letters", s.Dead).Int64("outside_window", s.Outside).Int64("bytes", s.Bytes).
-		Str("elapsed", s.Elapsed.Round(time.Millisecond).String()).Float64("events_per_s", rate).Str("state", statePath).Msg("replay finished")
+		Str("elapsed", s.Elapsed.Round(time.Millisecond).String()).Float64("events_per_s", rate).Str("state", statePath).Msg(msg)
 }

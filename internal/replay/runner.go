@@ -38,7 +38,14 @@ type Options struct {
 	// MaxEventSize and MaxRecordSize bound the decoder; defaults 1 MiB and 8 MiB.
 	MaxEventSize  int
 	MaxRecordSize int
+	// DrainTimeout is how long, once the run's ctx ends (a SIGTERM), the
+	// units already read may take to be delivered and acknowledged; no
+	// more is read meanwhile. Default DefaultDrainTimeout.
+	DrainTimeout time.Duration
 }
+
+// DefaultDrainTimeout is the default of Options.DrainTimeout.
+const DefaultDrainTimeout = 30 * time.Second
 
 // Source is one store and the objects to read from it.
 type Source struct {
@@ -84,6 +91,9 @@ func NewRunner(opts Options, s sink.Sink, state *State, log zerolog.Logger) *Run
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1000
 	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = DefaultDrainTimeout
+	}
 	r := &Runner{opts: opts, sink: s, state: state, log: log}
 	if opts.RateLimit > 0 {
 		r.limit = rate.NewLimiter(rate.Limit(opts.RateLimit), max(1, int(opts.RateLimit)))
@@ -107,16 +117,23 @@ func (j job) id() string { return j.store.Name() + "/" + j.obj.Key }
 // the run goes on; Run then returns an error naming the failures. Run
 // returns early only when ctx ends or a Kafka topic is missing
 // (sink.ErrTopicMissing); the state then holds what was acknowledged.
+//
+// When ctx ends, Run stops reading and delivers and acknowledges the
+// units already read, for up to DrainTimeout, so a rerun repeats nothing
+// (a kill repeats at most the units in flight).
 func (r *Runner) Run(ctx context.Context, sources []Source) (Summary, error) {
 	start := time.Now()
 	jobs := r.jobs(sources)
 	var sum Summary
 	var mu sync.Mutex
-	// Objects fail alone; a missing topic stops the reading of every
-	// object (no retry can mend it), while what is in flight is still
-	// delivered and recorded, so a rerun repeats nothing.
+	// Objects fail alone; a missing topic or the end of ctx stops the
+	// reading of every object (no retry can mend a missing topic), while
+	// what is in flight is still delivered and recorded on deliver, so a
+	// rerun repeats nothing.
 	stop, stopReading := context.WithCancelCause(ctx)
 	defer stopReading(nil)
+	deliver, endDrain := r.drain(ctx)
+	defer endDrain()
 	var g errgroup.Group
 	g.SetLimit(r.opts.Concurrency)
 	for _, j := range jobs {
@@ -125,7 +142,7 @@ func (r *Runner) Run(ctx context.Context, sources []Source) (Summary, error) {
 		}
 		g.Go(func() error {
 			earlier := r.state.Delivered(j.id())
-			st, skipped, err := r.object(ctx, stop, j)
+			st, skipped, err := r.object(deliver, stop, j)
 			mu.Lock()
 			defer mu.Unlock()
 			r.Progress.objectsDone.Add(1)
@@ -162,6 +179,30 @@ func (r *Runner) Run(ctx context.Context, sources []Source) (Summary, error) {
 // errStopped ends an object's source when the run stops reading.
 var errStopped = errors.New("reading stopped")
 
+// drain returns the context deliveries run on: it outlives ctx by
+// DrainTimeout, so that once ctx ends the units already read are still
+// delivered and acknowledged. The cancel func ends it.
+func (r *Runner) drain(ctx context.Context) (context.Context, context.CancelFunc) {
+	deliver, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-deliver.Done():
+			return
+		}
+		r.log.Info().Str("drain_timeout", r.opts.DrainTimeout.String()).Msg("stopping: reading no further; delivering and acknowledging what was read")
+		t := time.NewTimer(r.opts.DrainTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			r.log.Warn().Str("drain_timeout", r.opts.DrainTimeout.String()).Msg("drain timeout: giving up the deliveries in flight; a rerun sends them again")
+			cancel()
+		case <-deliver.Done():
+		}
+	}()
+	return deliver, cancel
+}
+
 func (s *Summary) add(st ObjectStats, earlier bool) {
 	if earlier {
 		s.Earlier++
@@ -192,8 +233,9 @@ func (r *Runner) jobs(sources []Source) []job {
 
 // object replays one object through the pipeline, resuming after what
 // the state says was acknowledged, and records its progress after every
-// acknowledged unit. Once stop ends it reads no further, delivers what it
-// handed on, and returns errStopped.
+// acknowledged unit. Deliveries run on ctx. Once stop ends it reads no
+// further (a read blocked on the object is cut by closing it), delivers
+// what it handed on, and returns errStopped.
 func (r *Runner) object(ctx, stop context.Context, j job) (st ObjectStats, skipped bool, err error) {
 	id := j.id()
 	done, resume := r.state.Resume(id)
@@ -201,18 +243,21 @@ func (r *Runner) object(ctx, stop context.Context, j job) (st ObjectStats, skipp
 		r.Progress.bytesDone.Add(j.obj.Size)
 		return st, true, nil
 	}
+	if stop.Err() != nil {
+		return st, false, errStopped
+	}
 	log := r.log.With().Str("object", id).Logger()
 	dec, err := envelope.NewDecoder(envelope.Options{Format: j.format, Tenant: j.tenant, MaxEventSize: r.opts.MaxEventSize})
 	if err != nil {
 		return st, false, err
 	}
-	rc, err := j.store.Open(ctx, j.obj.Key)
+	rc, err := j.store.Open(stop, j.obj.Key)
 	if err != nil {
-		r.state.Fail(id, err.Error())
-		return st, false, err
+		return st, false, r.objectErr(log, id, stop, err)
 	}
 	defer rc.Close()
-	cr := &countingReader{r: rc, n: &r.Progress.bytesDone}
+	defer context.AfterFunc(stop, func() { rc.Close() })()
+	cr := &countingReader{r: stopReader{stop: stop, r: rc}, n: &r.Progress.bytesDone}
 	or, err := dec.NewObjectReader(cr, j.obj.Key, r.opts.MaxRecordSize)
 	if err == nil {
 		src := &objectSource{r: r, id: id, or: or, resume: resume, st: &st, stop: stop, bytes: func() int64 { return cr.total }}
@@ -220,13 +265,48 @@ func (r *Runner) object(ctx, stop context.Context, j job) (st ObjectStats, skipp
 			Log: log, Metrics: r.Metrics}, src)
 	}
 	st.Bytes = cr.total
+	return st, false, r.objectErr(log, id, stop, err)
+}
+
+// objectErr sorts how reading an object ended: a missing topic stops the
+// run; anything after stop ended is the stop (errStopped), not a fault of
+// the object; a corrupt stream or another failure is recorded in the state.
+func (r *Runner) objectErr(log zerolog.Logger, id string, stop context.Context, err error) error {
 	var streamErr *envelope.StreamError
-	if errors.As(err, &streamErr) {
+	switch {
+	case err == nil || errors.Is(err, sink.ErrTopicMissing):
+		return err
+	case stop.Err() != nil:
+		if !errors.Is(err, errStopped) {
+			log.Debug().Err(err).Msg("object cut short by the stop")
+		}
+		return errors.Join(errStopped, err)
+	case errors.As(err, &streamErr):
 		log.Error().Int64("line", streamErr.Line).Int64("offset", streamErr.Offset).Err(streamErr.Err).Msg("object is corrupt; its good prefix was delivered")
 		r.state.Fail(id, streamErr.Error())
-		return st, false, fmt.Errorf("corrupt at line %d, offset %d: %w", streamErr.Line, streamErr.Offset, streamErr.Err)
+		return fmt.Errorf("corrupt at line %d, offset %d: %w", streamErr.Line, streamErr.Offset, streamErr.Err)
 	}
-	return st, false, err
+	log.Error().Err(err).Msg("object failed")
+	r.state.Fail(id, err.Error())
+	return err
+}
+
+// stopReader ends reads once stop ended; with rc closed when it ends, a
+// read blocked on a FIFO or a stalled stream returns too.
+type stopReader struct {
+	stop context.Context
+	r    io.Reader
+}
+
+func (s stopReader) Read(p []byte) (int, error) {
+	if s.stop.Err() != nil {
+		return 0, errStopped
+	}
+	n, err := s.r.Read(p)
+	if err != nil && s.stop.Err() != nil {
+		return n, errStopped
+	}
+	return n, err
 }
 
 type countingReader struct {

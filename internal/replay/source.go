@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/eventrelay/eventrelay/internal/envelope"
@@ -25,6 +26,8 @@ type objectSource struct {
 	stop context.Context
 	// bytes is how much of the object was read so far.
 	bytes func() int64
+	// end is the offset past the last value read.
+	end int64
 	// err ends the source: io.EOF, or the stream error met after the
 	// values handed on before it.
 	err error
@@ -41,6 +44,11 @@ func (s *objectSource) Next(ctx context.Context) (*pipeline.Unit, error) {
 	for len(res.Events)+len(res.Errors) < s.r.opts.BatchSize {
 		end := res.End
 		err := s.or.Next(&res)
+		s.end = max(s.end, res.End)
+		if errors.Is(err, io.EOF) && s.end < s.resume {
+			s.err = fmt.Errorf("%w: it ends at offset %d, before offset %d up to which an earlier run acknowledged it: it shrank or was replaced since; --restart replays everything again", ErrObjectShrank, s.end, s.resume)
+			return nil, s.err
+		}
 		if errors.Is(err, io.EOF) {
 			s.err = io.EOF
 			return s.unit(ctx, &res, true)
@@ -58,12 +66,17 @@ func (s *objectSource) Next(ctx context.Context) (*pipeline.Unit, error) {
 	return s.unit(ctx, &res, false)
 }
 
-// unit wraps what was read, after waiting for the run's rate limit.
-func (s *objectSource) unit(ctx context.Context, res *envelope.Result, last bool) (*pipeline.Unit, error) {
+// ErrObjectShrank is matched (errors.Is) by the failure of an object that
+// ends before the offset the state says an earlier run acknowledged.
+var ErrObjectShrank = errors.New("object shorter than its recorded progress")
+
+// unit wraps what was read, after waiting for the run's rate limit (a
+// wait the stop cuts short: what was read is then not handed on).
+func (s *objectSource) unit(_ context.Context, res *envelope.Result, last bool) (*pipeline.Unit, error) {
 	if s.r.limit != nil {
 		for n := len(res.Events); n > 0; n -= s.r.limit.Burst() {
-			if err := s.r.limit.WaitN(ctx, min(n, s.r.limit.Burst())); err != nil {
-				return nil, err
+			if err := s.r.limit.WaitN(s.stop, min(n, s.r.limit.Burst())); err != nil {
+				return nil, errors.Join(errStopped, err)
 			}
 		}
 	}
