@@ -64,7 +64,10 @@ func (b backfill) run(ctx context.Context, cfg config.Config, clients kin.Client
 		log.Info().Str("lease_table", worker.LeaseTable()).Msg("lease table has checkpoints: following the stream from them; backfill skipped")
 		return nil
 	}
-	from, _ := replay.ParseTime(b.from)
+	from, err := replay.ParseTime(b.from) // checked by validate; never discarded
+	if err != nil {
+		return fmt.Errorf("--backfill-from: %w", err)
+	}
 	log.Info().Str("source", b.url).Time("from", from).Msg("backfilling before following the stream")
 	ov := replay.NewOverlap(2 * b.overlap)
 	job := &replay.Job{URLs: []string{b.url}, Window: replay.Window{From: from}, Lateness: replay.AutoLateness,

@@ -23,17 +23,37 @@ set: stream; source.akeneo: poll akeneo-logs; source.fluent: poll
 fluent-events). A file with no source is checked as a replay configuration.
 --for stream|replay|akeneo-logs|fluent-events checks it for that command only.
 
+check also reads the files the command would read when it starts (the *_file
+secrets and TLS files of the sections it uses): a file that cannot be read,
+is empty or holds more than one line is an error naming the setting.
+
 Every field can be overridden by an environment variable named after its path:
-sink.kafka.brokers -> EVENTRELAY_SINK_KAFKA_BROKERS (lists comma-separated).
+sink.kafka.brokers -> EVENTRELAY_SINK_KAFKA_BROKERS (lists comma-separated). An
+EVENTRELAY_* variable that matches no field is an error, as is an unknown field
+or a value of the wrong type in the file; each names the field's path.
 Exit codes: 0 valid, 2 invalid (each problem names its field).
 `
 
+// configTarget is what one command needs of the configuration.
+type configTarget struct {
+	validate func(config.Config) error
+	// files are the sections whose files (*_file secrets, TLS files) the
+	// command reads when it starts (config.Config.CheckFiles).
+	files []string
+}
+
+// check validates c for the command and reads the files it would read, so
+// that `config check` rejects what the command would.
+func (t configTarget) check(c config.Config) error {
+	return errors.Join(t.validate(c), c.CheckFiles(t.files...))
+}
+
 // configTargets are the commands a configuration can be checked for.
-var configTargets = map[string]func(config.Config) error{
-	"stream":        config.Config.ValidateStream,
-	"replay":        config.Config.Validate,
-	"akeneo-logs":   func(c config.Config) error { return errors.Join(c.Validate(), c.Source.Akeneo.Validate()) },
-	"fluent-events": func(c config.Config) error { return errors.Join(c.Validate(), c.Source.Fluent.Validate()) },
+var configTargets = map[string]configTarget{
+	"stream":        {config.Config.ValidateStream, []string{"sink.kafka", "aws.stream_role", "aws.lease_table_role"}},
+	"replay":        {config.Config.Validate, []string{"sink.kafka", "aws.replay_role"}},
+	"akeneo-logs":   {func(c config.Config) error { return errors.Join(c.Validate(), c.Source.Akeneo.Validate()) }, []string{"sink.kafka", "source.akeneo"}},
+	"fluent-events": {func(c config.Config) error { return errors.Join(c.Validate(), c.Source.Fluent.Validate()) }, []string{"sink.kafka", "source.fluent"}},
 }
 
 // configuredTargets are the commands a file is meant for, from the sources
@@ -91,6 +111,9 @@ func configCheck(args []string, io stdio, getenv func(string) string) int {
 		return exitUsage
 	}
 	c, err := config.Load(files[0], getenv)
+	if err == nil {
+		err = config.CheckEnv(io.environ)
+	}
 	if err != nil {
 		fmt.Fprintf(io.err, "consumer config check: %s is invalid:\n%v\n", files[0], err)
 		return exitUsage
@@ -101,7 +124,7 @@ func configCheck(args []string, io stdio, getenv func(string) string) int {
 	}
 	var errs []error
 	for _, t := range targets {
-		if err := configTargets[t](c); err != nil {
+		if err := configTargets[t].check(c); err != nil {
 			errs = append(errs, fmt.Errorf("for %s:\n%w", t, err))
 		}
 	}

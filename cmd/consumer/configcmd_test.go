@@ -12,7 +12,7 @@ import (
 // fail with "source.kinesis.stream: must be set" because every file was
 // checked as a stream configuration.
 func TestConfigCheckValidatesWhatTheFileConfigures(t *testing.T) {
-	const akeneo = "sink:\n  kafka:\n    brokers: [\"127.0.0.1:9092\"]\nsource:\n  akeneo:\n    pim_url: https://pim.example.com\n    token_file: /run/token\n    client_id: c1\n"
+	const akeneo = "sink:\n  kafka:\n    brokers: [\"127.0.0.1:9092\"]\nsource:\n  akeneo:\n    pim_url: https://pim.example.com\n    token: tok\n    client_id: c1\n"
 	const sinkOnly = "sink:\n  kafka:\n    brokers: [\"127.0.0.1:9092\"]\n"
 	const stream = sinkOnly + "source:\n  kinesis:\n    stream: onewelcome-events\n"
 	cases := []struct {
@@ -27,6 +27,8 @@ func TestConfigCheckValidatesWhatTheFileConfigures(t *testing.T) {
 		{"stream", stream, nil, exitOK, "is valid for stream"},
 		{"fluent asked but not configured", sinkOnly, []string{"--for", "fluent-events"}, exitUsage, "source.fluent."},
 		{"unknown target", sinkOnly, []string{"--for", "kinesis"}, exitUsage, "--for: want stream"},
+		{"negative max_event_size", stream + "    max_event_size: -1\n", nil, exitUsage, "source.kinesis.max_event_size: must be positive, got -1"},
+		{"negative shard_sync_interval", stream + "    shard_sync_interval: -10s\n", nil, exitUsage, "source.kinesis.shard_sync_interval: must be at least 1ms, got -10s"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -111,10 +112,23 @@ func decoderFromFlags(format, output, tenant string, maxEvent, maxRecord int) (*
 	if output != "json" && output != "raw" {
 		return nil, fmt.Errorf("--output: want json or raw, got %q", output)
 	}
-	if maxEvent <= 0 || maxRecord <= 0 {
-		return nil, fmt.Errorf("--max-event-size and --max-record-size must be positive")
+	if err := checkSizeFlags(maxEvent, maxRecord); err != nil {
+		return nil, err
 	}
 	return envelope.NewDecoder(envelope.Options{Format: f, Tenant: tenant, MaxEventSize: maxEvent})
+}
+
+// checkSizeFlags checks --max-event-size and --max-record-size, the same in
+// every command that takes them (decode, replay): both must be positive.
+func checkSizeFlags(maxEvent, maxRecord int) error {
+	var errs []error
+	if maxEvent <= 0 {
+		errs = append(errs, fmt.Errorf("--max-event-size: must be positive, got %d", maxEvent))
+	}
+	if maxRecord <= 0 {
+		errs = append(errs, fmt.Errorf("--max-record-size: must be positive, got %d", maxRecord))
+	}
+	return errors.Join(errs...)
 }
 
 type decodeRun struct {

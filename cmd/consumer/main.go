@@ -12,17 +12,21 @@ import (
 )
 
 func main() {
-	// The first SIGINT/SIGTERM drains (cancels ctx); a second exits at once.
+	// The first SIGINT/SIGTERM drains (cancels ctx); another more than a
+	// second later exits at once (app.SecondSignalAfter).
 	ctx, cancel := app.NotifyContext(context.Background(), "consumer")
-	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr}, os.Getenv)
+	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr, environ: os.Environ()}, os.Getenv)
 	cancel()
 	os.Exit(code)
 }
 
-// stdio is the process's standard streams, injected for tests.
+// stdio is the process's standard streams and its environment's
+// KEY=value list (for config.CheckEnv; nil skips the check), injected for
+// tests.
 type stdio struct {
 	in       io.Reader
 	out, err io.Writer
+	environ  []string
 }
 
 // Exit codes, documented in README.md.

@@ -44,7 +44,7 @@ func runPoll(ctx context.Context, args []string, io stdio, getenv func(string) s
 	fs := flag.NewFlagSet("poll", flag.ContinueOnError)
 	fs.SetOutput(io.err)
 	var f commonFlags
-	f.register(fs, getenv)
+	f.register(fs, getenv, io.environ)
 	once := fs.Bool("once", false, "poll one window and exit")
 	fs.Usage = func() {
 		fmt.Fprint(io.err, pollHelp)
@@ -63,13 +63,7 @@ func runPoll(ctx context.Context, args []string, io stdio, getenv func(string) s
 	}
 	cfg, err := f.load(getenv)
 	if err == nil {
-		err = cfg.Validate()
-	}
-	if err == nil && pos[0] == "akeneo-logs" {
-		err = cfg.Source.Akeneo.Validate()
-	}
-	if err == nil && pos[0] == "fluent-events" {
-		err = cfg.Source.Fluent.Validate()
+		err = configTargets[pos[0]].check(cfg)
 	}
 	if err != nil {
 		fmt.Fprintf(io.err, "consumer poll: configuration: %v\n", err)

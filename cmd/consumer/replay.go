@@ -86,7 +86,7 @@ func runReplay(ctx context.Context, args []string, io stdio, getenv func(string)
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(io.err)
 	var f replayFlags
-	f.common.register(fs, getenv)
+	f.common.register(fs, getenv, io.environ)
 	fs.StringVar(&f.from, "from", "", "keep events at or after this time (UTC)")
 	fs.StringVar(&f.to, "to", "", "keep events before this time (UTC)")
 	fs.StringVar(&f.layout, "layout", "auto", "auto, firehose, daily, infobip or flat")
@@ -186,9 +186,12 @@ func (f replayFlags) job(urls []string, getenv func(string) string) (config.Conf
 	if j.Lateness, err = replay.ParseLateness(f.lateness); err != nil {
 		return config.Config{}, nil, fmt.Errorf("--lateness: %w", err)
 	}
+	if err := checkSizeFlags(f.maxEvent, f.maxRecord); err != nil {
+		return config.Config{}, nil, err
+	}
 	cfg, err := f.common.load(getenv)
 	if err == nil && !f.dryRun {
-		err = cfg.Validate()
+		err = configTargets["replay"].check(cfg)
 	}
 	if err != nil {
 		return cfg, nil, fmt.Errorf("configuration: %w", err)

@@ -22,7 +22,9 @@ overridden by EVENTRELAY_* environment variables, overridden by these flags.
 
 SIGTERM or Ctrl-C drains: readiness turns 503, reading stops, the batch in
 hand is delivered and checkpointed, leases are released (within
-source.kinesis.drain_timeout). A second signal exits at once.
+source.kinesis.drain_timeout). A second signal more than 1s after the first
+exits at once; signals arriving together (timeout(1), a supervisor signalling
+the process group) count as one.
 
 Examples:
   consumer stream --config /etc/eventrelay/config.yaml
@@ -39,7 +41,7 @@ func runStream(ctx context.Context, args []string, io stdio, getenv func(string)
 	fs := flag.NewFlagSet("stream", flag.ContinueOnError)
 	fs.SetOutput(io.err)
 	var f commonFlags
-	f.register(fs, getenv)
+	f.register(fs, getenv, io.environ)
 	streamName := fs.String("stream", "", "Kinesis stream name (overrides source.kinesis.stream)")
 	bf := backfill{getenv: getenv}
 	fs.StringVar(&bf.url, "backfill", "", "before following the stream, replay this export (s3://, gs:// or a directory) from --backfill-from; only when the lease table has no checkpoints yet")
@@ -60,7 +62,7 @@ func runStream(ctx context.Context, args []string, io stdio, getenv func(string)
 		cfg.Source.Kinesis.Stream = *streamName
 	}
 	if err == nil {
-		err = cfg.ValidateStream()
+		err = configTargets["stream"].check(cfg)
 	}
 	if err == nil {
 		err = bf.validate()

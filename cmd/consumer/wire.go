@@ -21,9 +21,12 @@ type commonFlags struct {
 	httpAddr   string
 	brokers    string
 	sinkType   string
+	// environ is the process environment (KEY=value), for config.CheckEnv.
+	environ []string
 }
 
-func (f *commonFlags) register(fs *flag.FlagSet, getenv func(string) string) {
+func (f *commonFlags) register(fs *flag.FlagSet, getenv func(string) string, environ []string) {
+	f.environ = environ
 	fs.StringVar(&f.configPath, "config", getenv("EVENTRELAY_CONFIG"), "YAML configuration file (env EVENTRELAY_CONFIG); see 'consumer config example'")
 	fs.StringVar(&f.logLevel, "log-level", "", "trace, debug, info, warn or error (overrides log.level)")
 	fs.StringVar(&f.logFormat, "log-format", "", "auto, json or console (overrides log.format)")
@@ -32,9 +35,13 @@ func (f *commonFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&f.sinkType, "sink", "", "kafka or stdout (overrides sink.type)")
 }
 
-// load reads the configuration and applies the flags over it.
+// load reads the configuration and applies the flags over it; an
+// EVENTRELAY_ variable that matches no field is an error.
 func (f *commonFlags) load(getenv func(string) string) (config.Config, error) {
 	c, err := config.Load(f.configPath, getenv)
+	if err == nil {
+		err = config.CheckEnv(f.environ)
+	}
 	if err != nil {
 		return c, err
 	}

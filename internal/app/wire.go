@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -34,7 +35,8 @@ func StartOps(ctx context.Context, c config.Config, def string, log zerolog.Logg
 
 // BuildSink makes the configured sink; a Kafka sink is checked against the
 // brokers, retrying until they answer or ctx ends, and its static topics
-// (DLQ, fallback, an untemplated topic) must exist or be created. The
+// (DLQ, fallback, an untemplated topic) must exist or be created. SASL
+// configured against brokers without it is a ConfigError at once. The
 // stdout sink writes to out.
 func BuildSink(ctx context.Context, c config.Config, out io.Writer, log zerolog.Logger, reg prometheus.Registerer) (sink.Sink, error) {
 	if c.SinkType() == "stdout" {
@@ -52,6 +54,10 @@ func BuildSink(ctx context.Context, c config.Config, out io.Writer, log zerolog.
 				return nil, err
 			}
 			return k, nil
+		}
+		if errors.Is(err, sink.ErrSASLHandshake) {
+			k.Close()
+			return nil, &ConfigError{Err: err} // the listener does not take SASL: waiting does not help
 		}
 		if ctx.Err() != nil {
 			k.Close()

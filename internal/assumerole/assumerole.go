@@ -124,6 +124,9 @@ func (r Role) Validate(prefix string) error {
 	if r.Duration != 0 && (r.Duration < 15*time.Minute || r.Duration > 12*time.Hour) {
 		errs = append(errs, fmt.Errorf("%s.duration: must be between 15m and 12h, got %s", prefix, r.Duration))
 	}
+	if d := r.WithDefaults(); r.RoleARN != "" && (d.RefreshBefore <= 0 || d.RefreshBefore >= d.Duration) {
+		errs = append(errs, fmt.Errorf("%s.refresh_before: must be positive and below %s.duration (%s), got %s", prefix, prefix, d.Duration, d.RefreshBefore))
+	}
 	return errors.Join(errs...)
 }
 
@@ -165,7 +168,7 @@ func Load(ctx context.Context, c Config, role Role) (aws.Config, *Credentials, e
 	}
 	creds := &Credentials{role: role.RoleARN, inner: base.Credentials, health: &health{}}
 	if role.RoleARN != "" {
-		externalID, err := role.externalID()
+		externalID, err := role.externalID("external_id_file")
 		if err != nil {
 			return aws.Config{}, nil, err
 		}
@@ -219,11 +222,23 @@ func (c *Credentials) explain(err error) error {
 	return fmt.Errorf("assuming role %s: %w", c.role, err)
 }
 
-func (r Role) externalID() (string, error) {
+// CheckFiles reads external_id_file, when the role is assumed, as Load
+// does; errors name the setting under prefix (e.g. "aws.stream_role").
+func (r Role) CheckFiles(prefix string) error {
+	if r.RoleARN == "" {
+		return nil
+	}
+	_, err := r.externalID(prefix + ".external_id_file")
+	return err
+}
+
+// externalID is the external ID, read from ExternalIDFile when that is
+// set; field names the setting in errors.
+func (r Role) externalID(field string) (string, error) {
 	if r.ExternalIDFile == "" {
 		return r.ExternalID.Reveal(), nil
 	}
-	id, err := secret.FromFile("external_id_file", r.ExternalIDFile)
+	id, err := secret.FromFile(field, r.ExternalIDFile)
 	return id.Reveal(), err
 }
 

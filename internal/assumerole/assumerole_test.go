@@ -215,6 +215,8 @@ func TestRoleValidate(t *testing.T) {
 		{Role{ExternalID: "x"}, "aws.stream.external_id: set without aws.stream.role_arn"},
 		{Role{RoleARN: roleARN, ExternalID: "a", ExternalIDFile: "b"}, "aws.stream.external_id_file"},
 		{Role{RoleARN: roleARN, Duration: time.Minute}, "aws.stream.duration"},
+		{Role{RoleARN: roleARN, RefreshBefore: -time.Minute}, "aws.stream.refresh_before: must be positive and below aws.stream.duration (15m0s), got -1m0s"},
+		{Role{RoleARN: roleARN, Duration: time.Hour, RefreshBefore: time.Hour}, "aws.stream.refresh_before: must be positive and below aws.stream.duration (1h0m0s), got 1h0m0s"},
 	}
 	for _, tc := range tests {
 		err := tc.r.Validate("aws.stream")

@@ -8,11 +8,9 @@
 package config
 
 import (
-	"bytes"
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"reflect"
 	"strings"
@@ -91,7 +89,8 @@ func Example() []byte { return example }
 
 // Load reads path ("" for none), applies EVENTRELAY_* environment
 // overrides from getenv, then the defaults, and returns the configuration
-// unvalidated.
+// unvalidated. An unknown field or a value of the wrong type in the file is
+// an error naming its path. CheckEnv checks the environment's names.
 func Load(path string, getenv func(string) string) (Config, error) {
 	var c Config
 	if path != "" {
@@ -99,9 +98,7 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		if err != nil {
 			return c, fmt.Errorf("reading configuration: %w", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		if err := parse(data, &c); err != nil {
 			return c, fmt.Errorf("parsing %s: %w", path, err)
 		}
 	}
@@ -109,6 +106,22 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	return c.withDefaults(), nil
+}
+
+// parse decodes the file's first document into c after checking it
+// against the fields, so errors name the field path.
+func parse(data []byte, c *Config) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return err
+	}
+	if doc.Kind == 0 {
+		return nil // empty
+	}
+	if err := checkYAML(&doc); err != nil {
+		return err
+	}
+	return doc.Decode(c)
 }
 
 // withDefaults applies each section's defaults (the owning package's
@@ -171,6 +184,37 @@ func (c Config) Validate() error {
 func (c Config) ValidateStream() error {
 	return errors.Join(c.Validate(), c.Source.Kinesis.Validate(),
 		c.AWS.StreamRole.Validate("aws.stream_role"), c.AWS.LeaseTableRole.Validate("aws.lease_table_role"))
+}
+
+// CheckFiles reads the files that the given sections name (sink.kafka,
+// aws.stream_role, aws.lease_table_role, aws.replay_role, source.akeneo,
+// source.fluent) as the commands read them when they start: the *_file
+// secrets and the TLS files. A file that cannot be read, is empty or holds
+// more than one line is an error naming the setting, so `config check`
+// catches what the command would reject.
+func (c Config) CheckFiles(sections ...string) error {
+	var errs []error
+	for _, s := range sections {
+		switch s {
+		case "sink.kafka":
+			if c.SinkType() == "kafka" {
+				errs = append(errs, c.Sink.Kafka.CheckFiles())
+			}
+		case "aws.stream_role":
+			errs = append(errs, c.AWS.StreamRole.CheckFiles(s))
+		case "aws.lease_table_role":
+			errs = append(errs, c.AWS.LeaseTableRole.CheckFiles(s))
+		case "aws.replay_role":
+			errs = append(errs, c.AWS.ReplayRole.CheckFiles(s))
+		case "source.akeneo":
+			errs = append(errs, c.Source.Akeneo.CheckFiles())
+		case "source.fluent":
+			errs = append(errs, c.Source.Fluent.CheckFiles())
+		default:
+			errs = append(errs, fmt.Errorf("checking files: unknown section %q", s))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // SinkType is the sink type with its default.

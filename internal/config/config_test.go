@@ -133,3 +133,66 @@ func TestFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestFileErrorsNamePath: an unknown key or a value of the wrong type is
+// reported by its path in the file, as README promises, not as a Go type
+// ("field streem not found in type kinesis.Config").
+func TestFileErrorsNamePath(t *testing.T) {
+	tests := []struct{ yaml, want string }{
+		{"source:\n  kinesis:\n    streem: s\n", "source.kinesis.streem: unknown field (line 3); did you mean stream?"},
+		{"sink:\n  kafak: {}\n", "sink.kafak: unknown field (line 2); did you mean kafka?"},
+		{"aws:\n  regoin: eu-west-1\n", "aws.regoin: unknown field (line 2); did you mean region?"},
+		{"aws:\n  stream_role:\n    external_id_fil: /x\n", "aws.stream_role.external_id_fil: unknown field (line 3); did you mean external_id_file?"},
+		{"source:\n  akeneo:\n    intervall: 1m\n", "source.akeneo.intervall: unknown field (line 3); did you mean interval?"},
+		{"source:\n  akeneo:\n    params: {fromm: f}\n", "source.akeneo.params.fromm: unknown field (line 3); did you mean from?"},
+		{"bogus: 1\n", "bogus: unknown field (line 1)"},
+		{"source:\n  kinesis:\n    max_records: many\n", `source.kinesis.max_records: want an integer, got "many" (line 3)`},
+		{"source:\n  kinesis:\n    lease_stealing: sometimes\n", `source.kinesis.lease_stealing: want true or false, got "sometimes" (line 3)`},
+		{"sink:\n  kafka:\n    brokers: a:9092\n", `sink.kafka.brokers: want a list of strings, got "a:9092" (line 3)`},
+		{"sink:\n  kafka: [a]\n", `sink.kafka: want a mapping of fields, got a list (line 2)`},
+		{"sink:\n  kafka:\n    allow_auto_topic_creation: maybe\n", `sink.kafka.allow_auto_topic_creation: want true or false, got "maybe" (line 3)`},
+		{"- a\n", "configuration: want a mapping of fields, got a list (line 1)"},
+	}
+	for _, tc := range tests {
+		_, err := Load(write(t, tc.yaml), env(nil))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	c, err := Load(write(t, "base: &b {brokers: [a:1]}\nsink:\n  kafka:\n    <<: *b\n    topic: t\nlease: &r {}\naws:\n  lease_table_role: *r\n  replay_role:\n"), env(nil))
+	if err == nil || !strings.Contains(err.Error(), "base: unknown field") {
+		t.Errorf("anchors at top level: %v", err)
+	}
+	if c, err = Load(write(t, "sink:\n  kafka: &k\n    brokers: [a:1]\naws:\n  replay_role:\n"), env(nil)); err != nil || c.Sink.Kafka.Brokers[0] != "a:1" {
+		t.Errorf("anchor and empty section: %v, %+v", err, c.Sink.Kafka)
+	}
+	if _, err := Load(write(t, ""), env(nil)); err != nil {
+		t.Errorf("empty file: %v", err)
+	}
+}
+
+// TestCheckEnv: an EVENTRELAY_ variable that overrides no field is an error
+// naming it, with the nearest field's variable; the variables read that
+// are not fields are allowed.
+func TestCheckEnv(t *testing.T) {
+	err := CheckEnv([]string{"PATH=/bin", "EVENTRELAY_SOURCE_KINESIS_STREEM=s", "EVENTRELAY_SINK_KAFKA_BROKERS=a:1", "EVENTRELAY_NONSENSE=1", "EVENTRELAY_AWS_STREAM_ROLE=x"})
+	for _, want := range []string{
+		"environment variable EVENTRELAY_SOURCE_KINESIS_STREEM: matches no configuration field; did you mean EVENTRELAY_SOURCE_KINESIS_STREAM?",
+		"environment variable EVENTRELAY_NONSENSE: matches no configuration field",
+		"environment variable EVENTRELAY_AWS_STREAM_ROLE: matches no configuration field",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "BROKERS") {
+		t.Errorf("a field's variable reported: %v", err)
+	}
+	ok := []string{"EVENTRELAY_CONFIG=/c.yaml", "EVENTRELAY_REQUIRE_KCAT=1", "EVENTRELAY_REQUIRE_EMULATORS=1", "EVENTRELAY_REQUIRE_HELM=1",
+		"EVENTRELAY_RELIABILITY=full", "EVENTRELAY_TEST_LOG=debug", "EVENTRELAY_BENCH_MB=200", "EVENTRELAY_BENCH_PAYLOAD=padded",
+		"EVENTRELAY_AWS_ENDPOINTS_STS=http://x", "EVENTRELAY_AWS_REGION=eu-west-1", "EVENTRELAY_SOURCE_AKENEO_PARAMS_FROM=f",
+		"EVENTRELAY_SINK_KAFKA_ALLOW_AUTO_TOPIC_CREATION=false", "EVENTRELAY_SOURCE_FLUENT_PAGE_SIZE=10"}
+	if err := CheckEnv(ok); err != nil {
+		t.Errorf("allowed variables refused: %v", err)
+	}
+}

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,23 +26,11 @@ func applyEnv(c *Config, getenv func(string) string) error {
 }
 
 func walk(v reflect.Value, envName, path string, getenv func(string) string) error {
-	t := v.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag := strings.Split(f.Tag.Get("yaml"), ",")
-		if !f.IsExported() || tag[0] == "-" {
-			continue
-		}
-		fv := v.Field(i)
-		if len(tag) > 1 && tag[1] == "inline" {
-			if err := walk(fv, envName, path, getenv); err != nil {
-				return err
-			}
-			continue
-		}
-		name := envName + "_" + strings.ToUpper(tag[0])
-		p := strings.TrimPrefix(path+"."+tag[0], ".")
-		if f.Type.Kind() == reflect.Struct && f.Type != timeType {
+	for _, f := range yamlFields(v.Type()) {
+		fv := v.FieldByIndex(f.index)
+		name := envName + "_" + strings.ToUpper(f.name)
+		p := strings.TrimPrefix(path+"."+f.name, ".")
+		if isSection(f.typ) {
 			if err := walk(fv, name, p, getenv); err != nil {
 				return err
 			}
@@ -55,6 +45,58 @@ func walk(v reflect.Value, envName, path string, getenv func(string) string) err
 		}
 	}
 	return nil
+}
+
+// NotConfigEnv are the EVENTRELAY_ variables read that are not
+// configuration fields: the configuration file's path, and switches of the
+// test and benchmark suites. A trailing '*' matches any suffix.
+var NotConfigEnv = []string{
+	"EVENTRELAY_CONFIG", "EVENTRELAY_REQUIRE_KCAT", "EVENTRELAY_REQUIRE_EMULATORS", "EVENTRELAY_REQUIRE_HELM",
+	"EVENTRELAY_RELIABILITY", "EVENTRELAY_TEST_LOG", "EVENTRELAY_BENCH_*",
+}
+
+// CheckEnv returns an error naming each EVENTRELAY_* variable of environ
+// (KEY=value, as os.Environ returns it) that overrides no field and is not
+// in NotConfigEnv, with the nearest field's variable when one is close: a
+// misspelt override would otherwise be ignored without a word.
+func CheckEnv(environ []string) error {
+	known := envNames(reflect.TypeOf(Config{}), EnvPrefix[:len(EnvPrefix)-1])
+	var errs []error
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || slices.Contains(known, name) || notConfig(name) {
+			continue
+		}
+		hint := ""
+		if c := closest(name, known); c != "" {
+			hint = "; did you mean " + c + "?"
+		}
+		errs = append(errs, fmt.Errorf("environment variable %s: matches no configuration field%s", name, hint))
+	}
+	return errors.Join(errs...)
+}
+
+func notConfig(name string) bool {
+	for _, n := range NotConfigEnv {
+		if p, wild := strings.CutSuffix(n, "*"); name == n || wild && strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// envNames lists the override variables of t's fields under prefix.
+func envNames(t reflect.Type, prefix string) []string {
+	var out []string
+	for _, f := range yamlFields(t) {
+		name := prefix + "_" + strings.ToUpper(f.name)
+		if isSection(f.typ) {
+			out = append(out, envNames(f.typ, name)...)
+		} else {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func set(v reflect.Value, raw string) error {

@@ -117,15 +117,23 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate checks the configuration, naming fields under source.kinesis.
+// Validate checks the configuration after defaults, naming fields under
+// source.kinesis. What it accepts starts without a panic: the KCL panics on
+// a blank name or a non-positive count or interval (in milliseconds), so
+// those are errors here.
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("source.kinesis.%s: "+format, append([]any{field}, args...)...))
 	}
-	if c.Stream == "" {
+	if strings.TrimSpace(c.Stream) == "" {
 		bad("stream", "must be set to the Kinesis stream name")
+	}
+	for _, f := range []struct{ name, v string }{{"application", c.Application}, {"lease_table", c.LeaseTable}, {"consumer_name", c.ConsumerName}} {
+		if strings.TrimSpace(f.v) == "" {
+			bad(f.name, "must not be blank, got %q", f.v)
+		}
 	}
 	switch c.InitialPosition {
 	case "TRIM_HORIZON", "LATEST":
@@ -136,14 +144,47 @@ func (c Config) Validate() error {
 	default:
 		bad("initial_position", "want TRIM_HORIZON, LATEST or AT_TIMESTAMP, got %q", c.InitialPosition)
 	}
-	if c.MaxRecords < 1 || c.MaxRecords > 10000 {
-		bad("max_records", "must be between 1 and 10000, got %d", c.MaxRecords)
-	}
-	if c.FailoverTime < time.Second {
-		bad("failover_time", "must be at least 1s, got %s", c.FailoverTime)
-	}
+	errs = append(errs, c.validateNumbers()...)
 	if _, err := envelope.ParseFormat(string(c.Format)); err != nil {
 		bad("format", "%v", err)
 	}
 	return errors.Join(errs...)
+}
+
+// validateNumbers checks the counts, sizes and durations (defaults applied).
+func (c Config) validateNumbers() []error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("source.kinesis.%s: "+format, append([]any{field}, args...)...))
+	}
+	if c.MaxRecords < 1 || c.MaxRecords > 10000 {
+		bad("max_records", "must be between 1 and 10000, got %d", c.MaxRecords)
+	}
+	// The KCL takes these in whole milliseconds and panics on zero.
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"idle_between_reads", c.IdleBetweenReads}, {"shard_sync_interval", c.ShardSyncInterval}} {
+		if d.v < time.Millisecond {
+			bad(d.name, "must be at least 1ms, got %s", d.v)
+		}
+	}
+	if c.FailoverTime < time.Second {
+		bad("failover_time", "must be at least 1s, got %s", c.FailoverTime)
+	}
+	if c.MaxLeasesForWorker < 0 {
+		bad("max_leases_for_worker", "must not be negative (0: no cap), got %d", c.MaxLeasesForWorker)
+	}
+	if c.MaxEventSize <= 0 {
+		bad("max_event_size", "must be positive, got %d", c.MaxEventSize)
+	}
+	if c.DrainTimeout <= 0 {
+		bad("drain_timeout", "must be positive, got %s", c.DrainTimeout)
+	}
+	return errs
+}
+
+// decoderOptions are the envelope decoder's options for the records.
+func (c Config) decoderOptions() envelope.Options {
+	return envelope.Options{Format: c.Format, MaxEventSize: c.MaxEventSize}
 }

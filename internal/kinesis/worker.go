@@ -60,6 +60,9 @@ func New(cfg Config, clients Clients, s sink.Sink, log zerolog.Logger, reg prome
 		return nil, errors.New("kinesis: Kinesis and DynamoDB clients and a region are required")
 	}
 	cfg = cfg.withDefaults()
+	if _, err := envelope.NewDecoder(cfg.decoderOptions()); err != nil {
+		return nil, fmt.Errorf("source.kinesis: building the record decoder: %w", err)
+	}
 	st := &Stream{cfg: cfg, clients: clients, sink: s, log: log.With().Str("stream", cfg.Stream).Logger(),
 		m: newMetrics(reg), pm: pipeline.NewMetrics(reg), active: map[string]bool{}, fatal: make(chan error, 1)}
 	st.parents.s = st
@@ -253,7 +256,18 @@ type factory struct {
 	stop context.Context // ends when the worker is asked to stop
 }
 
+// CreateProcessor makes the processor of one shard. KCL takes no error
+// here: should the decoder fail to build (New built one with the same
+// options, so it does not), the processor is halted — it reads on without
+// delivering or checkpointing — and the worker stops with the error, rather
+// than panicking on the first record.
 func (f *factory) CreateProcessor() kcl.IRecordProcessor {
-	dec, _ := envelope.NewDecoder(envelope.Options{Format: f.s.cfg.Format, MaxEventSize: f.s.cfg.MaxEventSize})
-	return &processor{s: f.s, ctx: f.ctx, stop: f.stop, dec: dec}
+	p := &processor{s: f.s, ctx: f.ctx, stop: f.stop}
+	dec, err := envelope.NewDecoder(f.s.cfg.decoderOptions())
+	if err != nil {
+		p.halted = true
+		f.s.fail(fmt.Errorf("source.kinesis: building the record decoder: %w", err))
+	}
+	p.dec = dec
+	return p
 }

@@ -95,10 +95,23 @@ func (c AkeneoConfig) Validate() error {
 	if c.ClientID == "" {
 		errs = append(errs, errors.New("source.akeneo.client_id: must be set (sent as X-PIM-CLIENT-ID)"))
 	}
-	if _, err := url.Parse(c.WithDefaults().BaseURL); err != nil {
+	d := c.WithDefaults()
+	if _, err := url.Parse(d.BaseURL); err != nil {
 		errs = append(errs, fmt.Errorf("source.akeneo.base_url: %w", err))
 	}
-	return errors.Join(errs...)
+	if d.FirstPage < 0 {
+		errs = append(errs, fmt.Errorf("source.akeneo.first_page: must not be negative, got %d", d.FirstPage))
+	}
+	if d.Retention <= 0 {
+		errs = append(errs, fmt.Errorf("source.akeneo.retention: must be positive, got %s", d.Retention))
+	}
+	return errors.Join(append(errs, d.Common.Validate("source.akeneo"))...)
+}
+
+// CheckFiles reads token_file as NewAkeneo does; errors name the setting.
+func (c AkeneoConfig) CheckFiles() error {
+	_, err := orFile(c.Token, c.TokenFile, "source.akeneo.token_file")
+	return err
 }
 
 type akeneo struct{ c AkeneoConfig }

@@ -77,7 +77,15 @@ func (c FluentConfig) Validate() error {
 	if _, ok := tokenAuthStyles[c.TokenAuthStyle]; !ok {
 		errs = append(errs, fmt.Errorf("source.fluent.token_auth_style: want params or header, got %q", c.TokenAuthStyle))
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, c.Common.Validate("source.fluent"))...)
+}
+
+// CheckFiles reads password_file and client_secret_file as NewFluent does;
+// errors name the setting.
+func (c FluentConfig) CheckFiles() error {
+	_, pwErr := orFile(c.Password, c.PasswordFile, "source.fluent.password_file")
+	_, csErr := orFile(c.ClientSecret, c.ClientSecretFile, "source.fluent.client_secret_file")
+	return errors.Join(pwErr, csErr)
 }
 
 type fluent struct{ c FluentConfig }

@@ -349,3 +349,31 @@ func TestPollConfigValidate(t *testing.T) {
 		t.Errorf("fluent: %v", err)
 	}
 }
+
+// TestPollConfigNumericFields: negative intervals, sizes and pages are
+// errors naming the field (they used to reach the poller: a negative
+// interval polled in a busy loop).
+func TestPollConfigNumericFields(t *testing.T) {
+	ak := AkeneoConfig{PIMURL: "https://pim", Token: "t", ClientID: "c"}
+	fl := FluentConfig{BaseURL: "https://x", Username: "u", ClientID: "c", Password: "p", ClientSecret: "s"}
+	if err := errors.Join(ak.Validate(), fl.Validate()); err != nil {
+		t.Fatalf("valid configurations refused: %v", err)
+	}
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{func() error { c := ak; c.Interval = -time.Minute; return c.Validate() }(), "source.akeneo.interval: must be positive, got -1m0s"},
+		{func() error { c := ak; c.PageSize = -1; return c.Validate() }(), "source.akeneo.page_size: must be positive, got -1"},
+		{func() error { c := ak; c.FirstPage = -1; return c.Validate() }(), "source.akeneo.first_page: must not be negative, got -1"},
+		{func() error { c := ak; c.Retention = -time.Hour; return c.Validate() }(), "source.akeneo.retention: must be positive, got -1h0m0s"},
+		{func() error { c := fl; c.Timeout = -time.Second; return c.Validate() }(), "source.fluent.timeout: must be positive, got -1s"},
+		{func() error { c := fl; c.Overlap = -time.Second; return c.Validate() }(), "source.fluent.overlap: must be positive, got -1s"},
+		{func() error { c := fl; c.Start = -time.Second; return c.Validate() }(), "source.fluent.start: must be positive, got -1s"},
+	}
+	for _, tc := range tests {
+		if tc.err == nil || !strings.Contains(tc.err.Error(), tc.want) {
+			t.Errorf("error %v, want %q", tc.err, tc.want)
+		}
+	}
+}

@@ -156,8 +156,16 @@ func (c KafkaConfig) Validate() error {
 	if !ValidTopic(c.DLQTopic) {
 		bad("dlq_topic", "%q is not a valid Kafka topic name", c.DLQTopic)
 	}
-	if c.BatchSize < 0 {
+	if c.BatchSize <= 0 {
 		bad("batch_size", "must be positive, got %d", c.BatchSize)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"linger", c.Linger}, {"write_timeout", c.WriteTimeout}, {"retry_backoff_min", c.RetryBackoffMin}} {
+		if d.v <= 0 {
+			bad(d.name, "must be positive, got %s", d.v)
+		}
 	}
 	if c.MaxMessageBytes < 1024 {
 		bad("max_message_bytes", "must be at least 1024, got %d", c.MaxMessageBytes)
@@ -170,6 +178,19 @@ func (c KafkaConfig) Validate() error {
 	}
 	if c.RetryBackoffMax < c.RetryBackoffMin {
 		bad("retry_backoff_max", "must not be below retry_backoff_min")
+	}
+	errs = append(errs, c.validateSASL()...)
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls.cert_file", "cert_file and key_file must be set together")
+	}
+	return errors.Join(errs...)
+}
+
+// validateSASL checks sink.kafka.sasl.
+func (c KafkaConfig) validateSASL() []error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("sink.kafka.%s: "+format, append([]any{field}, args...)...))
 	}
 	switch strings.ToUpper(c.SASL.Mechanism) {
 	case "":
@@ -186,10 +207,16 @@ func (c KafkaConfig) Validate() error {
 	default:
 		bad("sasl.mechanism", "want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", c.SASL.Mechanism)
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		bad("tls.cert_file", "cert_file and key_file must be set together")
-	}
-	return errors.Join(errs...)
+	return errs
+}
+
+// CheckFiles reads the files the sink reads when it starts (tls.ca_file,
+// tls.cert_file and key_file when TLS is on, sasl.password_file when SASL
+// is), as it reads them; errors name the setting.
+func (c KafkaConfig) CheckFiles() error {
+	_, tlsErr := c.TLS.build()
+	_, saslErr := c.SASL.build()
+	return errors.Join(tlsErr, saslErr)
 }
 
 func codec(name string) (compress.Compression, error) {

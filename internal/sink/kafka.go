@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/eventrelay/eventrelay/internal/backoff"
@@ -32,8 +33,14 @@ func NewKafka(cfg KafkaConfig, log zerolog.Logger, reg prometheus.Registerer) (*
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	router, _ := NewRouter(cfg.Topic, cfg.FallbackTopic)
-	comp, _ := codec(cfg.Compression)
+	router, err := NewRouter(cfg.Topic, cfg.FallbackTopic)
+	if err != nil {
+		return nil, fmt.Errorf("sink.kafka.topic: %w", err)
+	}
+	comp, err := codec(cfg.Compression)
+	if err != nil {
+		return nil, fmt.Errorf("sink.kafka.compression: %w", err)
+	}
 	useSmallLZ4Blocks()
 	tlsCfg, err := cfg.TLS.build()
 	if err != nil {
@@ -67,10 +74,34 @@ func NewKafka(cfg KafkaConfig, log zerolog.Logger, reg prometheus.Registerer) (*
 	return &Kafka{cfg: cfg, w: w, router: router, log: log, m: newMetrics(reg), sleep: backoff.Sleep}, nil
 }
 
+// ErrSASLHandshake is returned (wrapped) by Check when SASL is configured
+// but the brokers answer without it: their listener does not take SASL, so
+// retrying does not help.
+var ErrSASLHandshake = errors.New("kafka SASL handshake failed")
+
 // Check asks the brokers for the DLQ topic's metadata, proving they are
 // reachable and the credentials work.
 func (k *Kafka) Check(ctx context.Context) error {
-	client := &kafka.Client{Addr: k.w.Addr, Transport: k.w.Transport, Timeout: 10 * time.Second}
+	err := k.metadata(ctx, k.w.Transport)
+	if err == nil || k.cfg.SASL.Mechanism == "" {
+		return err
+	}
+	// A listener without SASL drops the connection on the SASL handshake,
+	// which kafka-go reports as a bare "unexpected EOF": ask again without
+	// SASL to tell that apart from brokers that are down.
+	t := k.w.Transport.(*kafka.Transport)
+	plain := &kafka.Transport{ClientID: t.ClientID, TLS: t.TLS, DialTimeout: t.DialTimeout, MetadataTTL: t.MetadataTTL}
+	defer plain.CloseIdleConnections()
+	if k.metadata(ctx, plain) == nil {
+		return fmt.Errorf("%w with kafka brokers %v (sink.kafka.sasl.mechanism %s): they answer without SASL, so this listener does not take it; "+
+			"use the brokers' SASL listener or unset sink.kafka.sasl (%v)", ErrSASLHandshake, k.cfg.Brokers, strings.ToUpper(k.cfg.SASL.Mechanism), err)
+	}
+	return err
+}
+
+// metadata asks the brokers through transport for the DLQ topic.
+func (k *Kafka) metadata(ctx context.Context, transport kafka.RoundTripper) error {
+	client := &kafka.Client{Addr: k.w.Addr, Transport: transport, Timeout: 10 * time.Second}
 	res, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{k.cfg.DLQTopic}})
 	if err != nil {
 		return fmt.Errorf("reaching kafka brokers %v: %w", k.cfg.Brokers, err)

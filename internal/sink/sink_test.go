@@ -87,6 +87,10 @@ func TestKafkaConfigValidate(t *testing.T) {
 		}, ""},
 		{"unknown sasl", func(c *KafkaConfig) { c.SASL.Mechanism = "GSSAPI" }, "sink.kafka.sasl.mechanism: want PLAIN"},
 		{"half mtls", func(c *KafkaConfig) { c.TLS.CertFile = "c.pem" }, "sink.kafka.tls.cert_file"},
+		{"negative batch size", func(c *KafkaConfig) { c.BatchSize = -1 }, "sink.kafka.batch_size: must be positive, got -1"},
+		{"negative linger", func(c *KafkaConfig) { c.Linger = -time.Millisecond }, "sink.kafka.linger: must be positive, got -1ms"},
+		{"negative write timeout", func(c *KafkaConfig) { c.WriteTimeout = -time.Second }, "sink.kafka.write_timeout: must be positive, got -1s"},
+		{"negative backoff", func(c *KafkaConfig) { c.RetryBackoffMin, c.RetryBackoffMax = -time.Second, -time.Second }, "sink.kafka.retry_backoff_min: must be positive, got -1s"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

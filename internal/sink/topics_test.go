@@ -89,3 +89,24 @@ func TestTopicsMissing(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckSASLAgainstPlainBrokers: SASL configured against brokers whose
+// listener has none used to report only "unexpected EOF"; the startup check
+// now says the SASL handshake failed, with the mechanism and the brokers.
+func TestCheckSASLAgainstPlainBrokers(t *testing.T) {
+	kc := kafkatest.Start(t, 1, 1, "events.dlq")
+	k, _ := newTestKafka(t, kc.Addrs, func(c *KafkaConfig) {
+		c.SASL = SASLConfig{Mechanism: "SCRAM-SHA-256", Username: "u", Password: "p"}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := k.Check(ctx)
+	if err == nil || !errors.Is(err, ErrSASLHandshake) {
+		t.Fatalf("Check = %v, want ErrSASLHandshake", err)
+	}
+	for _, want := range []string{"SASL handshake failed", "SCRAM-SHA-256", kc.Addrs[0]} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Check error %q does not say %q", err, want)
+		}
+	}
+}
