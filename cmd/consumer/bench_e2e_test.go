@@ -122,7 +122,7 @@ func BenchmarkReplayDefaults(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		addr, stop := startKfakeProcess(b, broker)
+		addr, _, stop := startKfakeProcess(b, broker)
 		b.StartTimer()
 		start := time.Now()
 		cmd := exec.Command(bin, "replay", dir, "--brokers", addr, "--log-level", "warn", "--state", filepath.Join(b.TempDir(), "s.json"))
@@ -217,7 +217,7 @@ var (
 )
 
 // kfakeBinary builds localstack/kfake once.
-func kfakeBinary(b *testing.B) string {
+func kfakeBinary(b testing.TB) string {
 	kfakeOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "eventrelay-kfake-")
 		if err != nil {
@@ -235,8 +235,9 @@ func kfakeBinary(b *testing.B) string {
 	return kfakePath
 }
 
-// startKfakeProcess runs the broker as its own process on a free port.
-func startKfakeProcess(b *testing.B, bin string) (addr string, stop func()) {
+// startKfakeProcess runs the broker as its own process on a free port;
+// pid lets a test pause it.
+func startKfakeProcess(b testing.TB, bin string) (addr string, pid int, stop func()) {
 	port := testnet.FreePorts(b, 1)[0]
 	cmd := exec.Command(bin, "-port", strconv.Itoa(port), "-partitions", "6", "-topics", "events.onewelcome,events.dlq,events")
 	var out syncBuf
@@ -250,5 +251,5 @@ func startKfakeProcess(b *testing.B, bin string) (addr string, stop func()) {
 			b.Fatalf("kfake did not start:\n%s", out.String())
 		}
 	}
-	return "127.0.0.1:" + strconv.Itoa(port), func() { cmd.Process.Kill(); cmd.Wait() }
+	return "127.0.0.1:" + strconv.Itoa(port), cmd.Process.Pid, func() { cmd.Process.Kill(); cmd.Wait() }
 }

@@ -74,6 +74,7 @@ type replayFlags struct {
 	layout, format      string
 	tenant, stateFile   string
 	lateness            string
+	progressTimeout     time.Duration
 	concurrency         int
 	rate                float64
 	restart, dryRun     bool
@@ -92,6 +93,7 @@ func runReplay(ctx context.Context, args []string, io stdio, getenv func(string)
 	fs.StringVar(&f.layout, "layout", "auto", "auto, firehose, daily, infobip or flat")
 	fs.StringVar(&f.format, "format", "auto", "event format; auto takes the layout's (onewelcome, fulfillmenttools, infobip) or sniffs each record")
 	fs.StringVar(&f.tenant, "tenant", "", "tenant for exports whose events carry none (default: from a fulfillmenttools bucket name or a path component so named; required for fulfillmenttools otherwise)")
+	fs.DurationVar(&f.progressTimeout, "progress-timeout", replay.DefaultStallAfter, "warn (and show in eventrelay_replay_seconds_since_progress) when nothing is read or delivered for this long")
 	fs.StringVar(&f.lateness, "lateness", "auto", "how long after an event occurred it may be filed under a later folder; auto: the layout's (firehose 1h, daily 24h, infobip 1h)")
 	fs.IntVar(&f.concurrency, "concurrency", 4, "objects read at once")
 	fs.Float64Var(&f.rate, "rate", 0, "most events per second (0: no limit), so a backfill does not starve live consumers")
@@ -162,7 +164,7 @@ func (f replayFlags) job(urls []string, getenv func(string) string) (config.Conf
 		return config.Config{}, nil, errors.New("give at least one URL (s3://bucket/prefix, gs://bucket/prefix or a directory); see --help")
 	}
 	j := &replay.Job{URLs: urls, Tenant: f.tenant, Concurrency: f.concurrency, RateLimit: f.rate, State: f.stateFile,
-		Restart: f.restart, GCSKeyFile: f.gcsKeyFile, MaxEventSize: f.maxEvent, MaxRecordSize: f.maxRecord, DrainTimeout: f.drain, Getenv: getenv}
+		Restart: f.restart, ProgressTimeout: f.progressTimeout, GCSKeyFile: f.gcsKeyFile, MaxEventSize: f.maxEvent, MaxRecordSize: f.maxRecord, DrainTimeout: f.drain, Getenv: getenv}
 	var err error
 	if f.from != "" {
 		if j.Window.From, err = replay.ParseTime(f.from); err != nil {

@@ -79,7 +79,7 @@ func Stream(ctx context.Context, cfg config.Config, out io.Writer, log zerolog.L
 		if worker.LeasesHeld() == 0 {
 			return errors.New("no shard leases held yet")
 		}
-		return nil
+		return worker.Stalled()
 	})
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()

@@ -22,6 +22,8 @@ type Stack struct {
 	// KinesisProxy and DynamoDBProxy can inject faults into the calls.
 	KinesisProxy  *SigningProxy
 	DynamoDBProxy *SigningProxy
+	// Kinesis and DynamoDB are the emulator processes (to pause them).
+	Kinesis, DynamoDB *Emulator
 }
 
 // StartStack starts the stack for t.
@@ -34,6 +36,7 @@ func StartStack(t testing.TB) *Stack {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s.BaseSecret)
 	s.STS = NewSTS(t, s.Role, s.ExternalID, Issued{AccessKeyID: s.BaseKey, Secret: s.BaseSecret})
 	kin, ddb := StartKinesis(t), StartDynamoDB(t)
+	s.Kinesis, s.DynamoDB = kin, ddb
 	kp, dp := NewSigningProxy(t, kin.URL, s.STS), NewSigningProxy(t, ddb.URL, s.STS)
 	s.KinesisURL, s.DynamoDBURL, s.proxies, s.KinesisProxy, s.DynamoDBProxy = kp.URL, dp.URL, []*SigningProxy{kp, dp}, kp, dp
 	t.Cleanup(func() {

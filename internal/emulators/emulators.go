@@ -114,6 +114,14 @@ func (p *Process) Stop() {
 	p.cmd = nil
 }
 
+// Pause stops the emulator's processes with SIGSTOP: it keeps accepting
+// connections (the kernel does) and never answers, as a stalled peer in a
+// cloud network does. Resume continues it.
+func (p *Process) Pause() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGSTOP) }
+
+// Resume continues a paused emulator.
+func (p *Process) Resume() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT) }
+
 // FreePort returns a TCP port free on 127.0.0.1 right now.
 func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -54,8 +54,14 @@ type Config struct {
 	// MaxEventSize is the decoder's per-event limit. Default 1 MiB.
 	MaxEventSize int `yaml:"max_event_size"`
 	// DrainTimeout bounds a graceful stop: finish delivering the batch in
-	// hand, checkpoint, release leases. Default 30s.
+	// hand, checkpoint, release leases. Default 30s. It is a hard bound:
+	// when a dependency stalls, the worker gives up on it and exits.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// ProgressTimeout is how long a shard may make no progress (no read
+	// from Kinesis, or a batch not delivered and checkpointed) before it is
+	// reported: logged with what it waits on, readiness turns 503, and
+	// eventrelay_kinesis_seconds_since_progress shows it. Default 60s.
+	ProgressTimeout time.Duration `yaml:"progress_timeout"`
 }
 
 // DefaultConfig returns the defaults applied to zero fields.
@@ -65,6 +71,7 @@ func DefaultConfig() Config {
 		IdleBetweenReads: 200 * time.Millisecond, ShardSyncInterval: 10 * time.Second,
 		FailoverTime: 10 * time.Second, Format: envelope.FormatOneWelcome,
 		MaxEventSize: envelope.DefaultMaxEventSize, DrainTimeout: 30 * time.Second,
+		ProgressTimeout: time.Minute,
 	}
 }
 
@@ -89,7 +96,7 @@ func (c Config) WithDefaults() Config {
 	for _, p := range []struct {
 		v *time.Duration
 		d time.Duration
-	}{{&c.IdleBetweenReads, d.IdleBetweenReads}, {&c.ShardSyncInterval, d.ShardSyncInterval}, {&c.FailoverTime, d.FailoverTime}, {&c.DrainTimeout, d.DrainTimeout}} {
+	}{{&c.IdleBetweenReads, d.IdleBetweenReads}, {&c.ShardSyncInterval, d.ShardSyncInterval}, {&c.FailoverTime, d.FailoverTime}, {&c.DrainTimeout, d.DrainTimeout}, {&c.ProgressTimeout, d.ProgressTimeout}} {
 		if *p.v == 0 {
 			*p.v = p.d
 		}
@@ -180,6 +187,9 @@ func (c Config) validateNumbers() []error {
 	}
 	if c.DrainTimeout <= 0 {
 		bad("drain_timeout", "must be positive, got %s", c.DrainTimeout)
+	}
+	if c.ProgressTimeout <= 0 {
+		bad("progress_timeout", "must be positive, got %s", c.ProgressTimeout)
 	}
 	return errs
 }

@@ -2,6 +2,7 @@ package kinesis
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -31,7 +32,13 @@ type processor struct {
 	halted bool
 	shard  string
 	log    zerolog.Logger
+	// called is when KCL last called the processor (unix nanos): it does
+	// after every read, records or none, so a stale value means the reads
+	// stall (or the processor is blocked in delivery; see progress).
+	called atomic.Int64
 }
+
+func (p *processor) touch() { p.called.Store(time.Now().UnixNano()) }
 
 func (p *processor) Initialize(in *kcl.InitializationInput) {
 	p.shard = in.ShardId
@@ -46,7 +53,8 @@ func (p *processor) Initialize(in *kcl.InitializationInput) {
 		from = aws.ToString(in.ExtendedSequenceNumber.SequenceNumber)
 	}
 	p.log.Info().Str("checkpoint", from).Msg("lease taken; processing shard")
-	p.s.setActive(p.shard, true)
+	p.touch()
+	p.s.setActive(p, true)
 }
 
 // ProcessRecords decodes the records and hands them to the pipeline as one
@@ -56,6 +64,7 @@ func (p *processor) Initialize(in *kcl.InitializationInput) {
 // good, the processor halts — nothing later is checkpointed — and the
 // worker stops; the records are read again by the next owner of the shard.
 func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
+	p.touch()
 	if p.halted {
 		return
 	}
@@ -175,7 +184,7 @@ func (p *processor) checkpoint(ctx context.Context, c kcl.IRecordProcessorCheckp
 // then checkpoints SHARD_END so the children start. ZOMBIE (lease lost)
 // must not checkpoint: what is in flight is read again by the new owner.
 func (p *processor) Shutdown(in *kcl.ShutdownInput) {
-	defer p.s.setActive(p.shard, false)
+	defer p.s.setActive(p, false)
 	p.s.m.behind.DeleteLabelValues(p.shard)
 	if in.ShutdownReason != kcl.ZOMBIE && !p.halted && p.pl != nil {
 		p.halt(p.pl.Flush(p.ctx))

@@ -44,7 +44,7 @@ type Stream struct {
 	suppress func(id string) bool
 
 	mu     sync.Mutex
-	active map[string]bool // shards with a live processor
+	active map[string]*processor // shards with a live processor
 
 	// fatal receives the first error no retry can mend (a missing Kafka
 	// topic); Run then drains and returns it.
@@ -64,8 +64,11 @@ func New(cfg Config, clients Clients, s sink.Sink, log zerolog.Logger, reg prome
 		return nil, fmt.Errorf("source.kinesis: building the record decoder: %w", err)
 	}
 	st := &Stream{cfg: cfg, clients: clients, sink: s, log: log.With().Str("stream", cfg.Stream).Logger(),
-		m: newMetrics(reg), pm: pipeline.NewMetrics(reg), active: map[string]bool{}, fatal: make(chan error, 1)}
+		m: newMetrics(reg), pm: pipeline.NewMetrics(reg), active: map[string]*processor{}, fatal: make(chan error, 1)}
 	st.parents.s = st
+	if reg != nil {
+		reg.MustRegister(newProgressCollector(st))
+	}
 	return st, nil
 }
 
@@ -131,12 +134,12 @@ func (s *Stream) fail(err error) {
 	}
 }
 
-func (s *Stream) setActive(shard string, on bool) {
+func (s *Stream) setActive(p *processor, on bool) {
 	s.mu.Lock()
 	if on {
-		s.active[shard] = true
-	} else {
-		delete(s.active, shard)
+		s.active[p.shard] = p
+	} else if s.active[p.shard] == p {
+		delete(s.active, p.shard)
 	}
 	n := len(s.active)
 	s.mu.Unlock()
@@ -164,6 +167,9 @@ func (s *Stream) Run(ctx context.Context) error {
 		return fmt.Errorf("starting the KCL worker: %w", err)
 	}
 	s.log.Info().Str("worker_id", s.cfg.WorkerID).Str("lease_table", s.cfg.LeaseTable).Msg("stream worker started")
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWatch()
+	go s.watch(watchCtx)
 	var fatal error
 	select {
 	case <-ctx.Done():
@@ -181,8 +187,15 @@ func (s *Stream) Run(ctx context.Context) error {
 		s.log.Info().Msg("stream worker stopped")
 		return fatal
 	case <-time.After(s.cfg.DrainTimeout):
+		// A hard bound: deliveries are cancelled; a call stuck on a stalled
+		// dependency (the lease table, say) is given a moment and then
+		// left behind, since the process is exiting.
 		cancelDeliver()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(drainGrace):
+			s.log.Error().Dur("drain_timeout", s.cfg.DrainTimeout).Msg("a dependency stalls the shutdown; exiting without waiting for it")
+		}
 		return fmt.Errorf("drain timed out after %s: undelivered batches were not checkpointed and will be read again", s.cfg.DrainTimeout)
 	}
 }

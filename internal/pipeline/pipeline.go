@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventrelay/eventrelay/internal/envelope"
@@ -88,6 +89,39 @@ type Pipeline struct {
 	opts    Options
 	pending []*flight
 	failed  error
+	// oldest is when the oldest pending unit was handed over (unix nanos,
+	// 0: none); acking is set while its acknowledgement runs. Both are read
+	// by watchdogs on other goroutines.
+	oldest atomic.Int64
+	acking atomic.Bool
+	// bad summarises decode errors: one log line per source run (object,
+	// poll) or per summaryEvery, not one per record.
+	bad badRecords
+}
+
+// Waiting reports how long the oldest unit not yet acknowledged has been
+// pending (0 when none is) and what it waits on: "delivery" to the sink,
+// or "acknowledgement" (the source recording its progress: a checkpoint).
+// It is safe to call from any goroutine.
+func (p *Pipeline) Waiting(now time.Time) (time.Duration, string) {
+	t := p.oldest.Load()
+	if t == 0 {
+		return 0, ""
+	}
+	what := "delivery"
+	if p.acking.Load() {
+		what = "acknowledgement"
+	}
+	return now.Sub(time.Unix(0, t)), what
+}
+
+// track records the oldest pending unit's start for Waiting.
+func (p *Pipeline) track() {
+	if len(p.pending) == 0 {
+		p.oldest.Store(0)
+		return
+	}
+	p.oldest.Store(p.pending[0].start.UnixNano())
 }
 
 // flight is a unit being delivered.
@@ -154,6 +188,7 @@ func (p *Pipeline) Submit(ctx context.Context, u *Unit) error {
 		}()
 	}
 	p.pending = append(p.pending, f)
+	p.track()
 	if err := p.Collect(ctx); err != nil {
 		return err
 	}
@@ -181,8 +216,10 @@ func (p *Pipeline) Collect(ctx context.Context) error {
 	return p.failed
 }
 
-// Flush waits until every submitted unit is delivered and acknowledged.
+// Flush waits until every submitted unit is delivered and acknowledged,
+// and logs the summary of the decode errors not yet logged.
 func (p *Pipeline) Flush(ctx context.Context) error {
+	defer p.bad.log(p.opts.Log, p.opts.Source)
 	for len(p.pending) > 0 && p.failed == nil {
 		if err := p.settle(ctx); err != nil {
 			return err
@@ -209,9 +246,11 @@ func (p *Pipeline) prepare(b *sink.Batch, u *Unit) {
 	}
 	for _, e := range u.Errors {
 		p.opts.Metrics.decodeError(p.opts.Source, e.Kind)
-		p.opts.Log.Warn().Str("source", p.opts.Source).Str("format", string(e.Format)).Str("position", e.Pos.String()).
-			Str("kind", string(e.Kind)).Str("reason", e.Reason).Msg("record sent to the dead-letter topic")
+		p.bad.add(e)
 		b.Dead = append(b.Dead, sink.FromDecodeError(e))
+	}
+	if p.bad.due(time.Now()) {
+		p.bad.log(p.opts.Log, p.opts.Source)
 	}
 }
 
@@ -235,7 +274,10 @@ func (p *Pipeline) settle(ctx context.Context) error {
 		}
 	}
 	if f.ack != nil {
-		if err := f.ack(ctx, Acked{Events: len(f.batch.Events), Dead: len(f.batch.Dead)}); err != nil {
+		p.acking.Store(true)
+		err := f.ack(ctx, Acked{Events: len(f.batch.Events), Dead: len(f.batch.Dead)})
+		p.acking.Store(false)
+		if err != nil {
 			p.failed = fmt.Errorf("recording progress: %w", err)
 			return p.failed
 		}
@@ -243,5 +285,6 @@ func (p *Pipeline) settle(ctx context.Context) error {
 	p.opts.Metrics.acked(p.opts.Source, &f.batch, time.Since(f.start))
 	p.pending[0] = nil
 	p.pending = p.pending[1:]
+	p.track()
 	return nil
 }

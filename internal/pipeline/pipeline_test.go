@@ -247,7 +247,7 @@ func TestDecodeErrorsAndFilter(t *testing.T) {
 		t.Errorf("filtered = %v", n)
 	}
 	line := logs.String()
-	for _, want := range []string{`"source":"replay"`, `"position":"o:3@0#0"`, `"kind":"syntax"`, `record sent to the dead-letter topic`} {
+	for _, want := range []string{`"source":"replay"`, `"records":1`, `"position":"o:3@0#0"`, `"kind":"syntax"`, `records sent to the dead-letter topic`} {
 		if !strings.Contains(line, want) {
 			t.Errorf("log %q lacks %s", line, want)
 		}
@@ -280,3 +280,37 @@ func (f sinkFunc) Close() error                                     { return nil
 type sourceFunc func(context.Context) (*Unit, error)
 
 func (f sourceFunc) Next(ctx context.Context) (*Unit, error) { return f(ctx) }
+
+// TestBadRecordsSummarised: 5,000 bad fragments of one object (a file of
+// random bytes) are 5,000 dead letters but one log line, with the count,
+// the kinds and the first one's position and reason. Before, each was a
+// warning of its own.
+func TestBadRecordsSummarised(t *testing.T) {
+	var dead int
+	s := sinkFunc(func(_ context.Context, b *sink.Batch) error { dead += len(b.Dead); return nil })
+	var logs bytes.Buffer
+	var units []*Unit
+	for u := range 5 {
+		var errs []*envelope.Error
+		for i := range 1000 {
+			kind := envelope.KindSyntax
+			if i%10 == 0 {
+				kind = envelope.KindTooLarge
+			}
+			errs = append(errs, &envelope.Error{Format: envelope.FormatOneWelcome, Kind: kind, Reason: "bad", Raw: []byte{byte(i)}, Pos: envelope.Position{Object: "random.bin", Line: int64(u*1000 + i + 1)}})
+		}
+		units = append(units, &Unit{Errors: errs})
+	}
+	if err := Run(context.Background(), s, Options{Source: "replay", Log: zerolog.New(&logs)}, &listSource{units: units}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if dead != 5000 || len(lines) != 1 {
+		t.Fatalf("%d dead letters, %d log lines, want 5000 and 1:\n%s", dead, len(lines), logs.String())
+	}
+	for _, want := range []string{`"records":5000`, `"kinds":"syntax:4500,too_large:500"`, `"position":"random.bin:1@0#0"`, `"last_position":"random.bin:5000@0#0"`} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("summary %s lacks %s", lines[0], want)
+		}
+	}
+}

@@ -48,6 +48,9 @@ type Job struct {
 	// progress in memory only (a dry run to stdout).
 	State   string
 	Restart bool
+	// ProgressTimeout: how long the run may make no progress before it
+	// warns (default DefaultStallAfter).
+	ProgressTimeout time.Duration
 	// Target names where the events go (sink type, brokers, topics). It is
 	// part of the replay's identity: progress made toward one target is
 	// never taken for another's.
@@ -288,6 +291,7 @@ func (j *Job) Run(ctx context.Context, s sink.Sink) (Summary, error) {
 		BatchSize: j.BatchSize, RateLimit: j.RateLimit, MaxEventSize: j.MaxEventSize, MaxRecordSize: j.MaxRecordSize,
 		DrainTimeout: j.DrainTimeout}, s, state, j.Log)
 	r.Progress.Register(j.Registry)
+	r.Progress.StallAfter = j.ProgressTimeout
 	r.Metrics = pipeline.NewMetrics(j.Registry)
 	progCtx, stopProg := context.WithCancel(ctx)
 	done := make(chan struct{})

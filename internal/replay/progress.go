@@ -16,6 +16,20 @@ type Progress struct {
 	objectsTotal, objectsDone atomic.Int64
 	bytesTotal, bytesDone     atomic.Int64
 	events                    atomic.Int64
+	// moved is when bytes were last read or events delivered (unix nanos).
+	moved atomic.Int64
+	// StallAfter: Report warns when the run makes no progress for this
+	// long (default DefaultStallAfter).
+	StallAfter time.Duration
+}
+
+// DefaultStallAfter is how long a replay may make no progress before it
+// says so.
+const DefaultStallAfter = time.Minute
+
+// since is how long the run has made no progress.
+func (p *Progress) since(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, p.moved.Load()))
 }
 
 // Register exposes the progress as Prometheus metrics.
@@ -30,19 +44,31 @@ func (p *Progress) Register(reg prometheus.Registerer) {
 		f("eventrelay_replay_bytes_done", "Stored bytes read so far.", &p.bytesDone),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventrelay_replay_events_total", Help: "Events the replay delivered."},
 			func() float64 { return float64(p.events.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eventrelay_replay_seconds_since_progress",
+			Help: "Seconds since the replay last read bytes or delivered events."},
+			func() float64 { return p.since(time.Now()).Seconds() }),
 	)
 }
 
 // Report writes progress until ctx ends: a line rewritten in place every
-// second on a terminal, a log line every 10s otherwise.
+// second on a terminal, a log line every 10s otherwise; and a warning
+// when the run made no progress for StallAfter (a stalled store or
+// broker), once per stall.
 func (p *Progress) Report(ctx context.Context, w io.Writer, tty bool, log zerolog.Logger) {
 	every := 10 * time.Second
 	if tty {
 		every = time.Second
 	}
+	stallAfter := p.StallAfter
+	if stallAfter <= 0 {
+		stallAfter = DefaultStallAfter
+	}
 	start := time.Now()
-	t := time.NewTicker(every)
+	p.moved.Store(start.UnixNano())
+	t := time.NewTicker(min(every, max(stallAfter/4, 100*time.Millisecond)))
 	defer t.Stop()
+	var lastBytes, lastEvents int64
+	lastReport, stalled := start, false
 	for {
 		select {
 		case <-ctx.Done():
@@ -50,24 +76,44 @@ func (p *Progress) Report(ctx context.Context, w io.Writer, tty bool, log zerolo
 				fmt.Fprint(w, "\r\033[K")
 			}
 			return
-		case <-t.C:
+		case now := <-t.C:
+			if b, e := p.bytesDone.Load(), p.events.Load(); b != lastBytes || e != lastEvents {
+				lastBytes, lastEvents = b, e
+				p.moved.Store(now.UnixNano())
+				if stalled {
+					stalled = false
+					log.Info().Msg("replay progresses again")
+				}
+			}
+			if d := p.since(now); d > stallAfter && !stalled {
+				stalled = true
+				log.Warn().Dur("stalled_for", d).Int64("objects_done", p.objectsDone.Load()).Int64("objects", p.objectsTotal.Load()).
+					Msg("replay made no progress: no bytes read and no events delivered (a stalled store or Kafka)")
+			}
+			if now.Sub(lastReport) >= every {
+				lastReport = now
+				p.report(w, tty, log, now.Sub(start))
+			}
 		}
-		el := time.Since(start).Seconds()
-		done, total := p.bytesDone.Load(), p.bytesTotal.Load()
-		rate := float64(p.events.Load()) / el
-		eta := "?"
-		if done > 0 && total > done {
-			eta = (time.Duration(float64(total-done) / (float64(done) / el) * float64(time.Second))).Round(time.Second).String()
-		}
-		if tty {
-			fmt.Fprintf(w, "\r\033[Kobjects %d/%d  %s/%s  %.0f events/s  ETA %s",
-				p.objectsDone.Load(), p.objectsTotal.Load(), human(done), human(total), rate, eta)
-			continue
-		}
-		log.Info().Int64("objects_done", p.objectsDone.Load()).Int64("objects", p.objectsTotal.Load()).
-			Int64("bytes_done", done).Int64("bytes", total).Int64("events", p.events.Load()).
-			Float64("events_per_s", rate).Str("eta", eta).Msg("replay progress")
 	}
+}
+
+func (p *Progress) report(w io.Writer, tty bool, log zerolog.Logger, elapsed time.Duration) {
+	el := elapsed.Seconds()
+	done, total := p.bytesDone.Load(), p.bytesTotal.Load()
+	rate := float64(p.events.Load()) / el
+	eta := "?"
+	if done > 0 && total > done {
+		eta = (time.Duration(float64(total-done) / (float64(done) / el) * float64(time.Second))).Round(time.Second).String()
+	}
+	if tty {
+		fmt.Fprintf(w, "\r\033[Kobjects %d/%d  %s/%s  %.0f events/s  ETA %s",
+			p.objectsDone.Load(), p.objectsTotal.Load(), human(done), human(total), rate, eta)
+		return
+	}
+	log.Info().Int64("objects_done", p.objectsDone.Load()).Int64("objects", p.objectsTotal.Load()).
+		Int64("bytes_done", done).Int64("bytes", total).Int64("events", p.events.Load()).
+		Float64("events_per_s", rate).Str("eta", eta).Msg("replay progress")
 }
 
 func human(n int64) string {

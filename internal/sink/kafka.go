@@ -61,9 +61,10 @@ func NewKafka(cfg KafkaConfig, log zerolog.Logger, reg prometheus.Registerer) (*
 		AllowAutoTopicCreation: cfg.autoCreate(),
 		Compression:            comp,
 		WriteTimeout:           cfg.WriteTimeout,
-		// kafka-go retries a failing partition batch a few times itself;
-		// longer outages are retried by Deliver, which also observes ctx.
-		MaxAttempts:     3,
+		// One attempt per write: Deliver retries (observing ctx, with
+		// backoff), and reports a stalled broker after one WriteTimeout
+		// rather than after kafka-go's own retries of it.
+		MaxAttempts:     1,
 		WriteBackoffMin: cfg.RetryBackoffMin,
 		WriteBackoffMax: cfg.RetryBackoffMin * 4,
 		Transport: &kafka.Transport{
@@ -113,7 +114,18 @@ func (k *Kafka) metadata(ctx context.Context, transport kafka.RoundTripper) erro
 }
 
 // Close flushes and closes the writer.
-func (k *Kafka) Close() error { return k.w.Close() }
+// It waits at most WriteTimeout: with the brokers stalled the writer would
+// wait for them forever, and nothing unacknowledged is lost by leaving.
+func (k *Kafka) Close() error {
+	done := make(chan error, 1)
+	go func() { done <- k.w.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(k.cfg.WriteTimeout):
+		return fmt.Errorf("closing the kafka writer: no answer from %v within %s", k.cfg.Brokers, k.cfg.WriteTimeout)
+	}
+}
 
 // pending is a message not yet acknowledged, with what it came from.
 type pending struct {
@@ -209,13 +221,13 @@ func (k *Kafka) failed(ctx context.Context, msgs []pending, err error, blocked m
 					return nil, err
 				}
 			}
-			k.log.Warn().Err(err).Int("messages", len(msgs)).Msg("kafka write failed, retrying")
+			k.log.Warn().Str("error", summarize(err)).Int("messages", len(msgs)).Msg("kafka write failed, retrying")
 			for _, p := range msgs {
 				blocked[topicKey{p.msg.Topic, string(p.msg.Key)}] = true
 			}
 			return msgs, nil
 		}
-		k.log.Warn().Err(err).Int("messages", len(msgs)).Msg("kafka write failed, retrying")
+		k.log.Warn().Str("error", summarize(err)).Int("messages", len(msgs)).Msg("kafka write failed, retrying")
 	}
 	var again []pending
 	for i, p := range msgs {
