@@ -20,6 +20,7 @@ import (
 	"github.com/eventrelay/eventrelay/internal/assumerole"
 	"github.com/eventrelay/eventrelay/internal/awstest"
 	"github.com/eventrelay/eventrelay/internal/kafkatest"
+	"github.com/eventrelay/eventrelay/internal/pipeline"
 	"github.com/eventrelay/eventrelay/internal/secret"
 	"github.com/eventrelay/eventrelay/internal/testnet"
 )
@@ -215,9 +216,10 @@ func TestReliabilityKill9(t *testing.T) {
 	p := e.start(t, "w")
 	counts := e.count(t, len(ids), 5*time.Minute)
 	delivered, lost, dups := tally(ids, counts)
-	// Bound: per kill, at most one unacknowledged-or-unckeckpointed batch per
-	// shard (max_records 100 records x 10 events) is delivered again.
-	bound := kills * 4 * 1000
+	// Bound: per kill, at most the unacknowledged-or-uncheckpointed batches
+	// in flight per shard (pipeline.DefaultInFlight of max_records 100
+	// records x 10 events) are delivered again.
+	bound := kills * 4 * pipeline.DefaultInFlight * 1000
 	if dups > bound {
 		t.Errorf("%d duplicates, above the bound of %d", dups, bound)
 	}
@@ -225,7 +227,7 @@ func TestReliabilityKill9(t *testing.T) {
 		t.Errorf("peak RSS %.0f MB: memory is not bounded by the batches in flight", maxRSS)
 	}
 	report(t, "kill -9 of the worker, restarted", len(ids), delivered, lost, dups, time.Since(start),
-		fmt.Sprintf("%d kills; duplicates bounded by kills x shards x max_records x events/record = %d; peak RSS %.0f MB", kills, bound, maxRSS))
+		fmt.Sprintf("%d kills; duplicates bounded by kills x shards x batches in flight x max_records x events/record = %d; peak RSS %.0f MB", kills, bound, maxRSS))
 	p.kill9()
 }
 
