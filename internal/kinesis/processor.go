@@ -92,10 +92,8 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	}
 	u := &pipeline.Unit{}
 	res := envelope.Result{}
-	bytes := 0
 	for i := range in.Records {
 		r := &in.Records[i]
-		bytes += len(r.Data)
 		p.dec.Decode(&res, r.Data, envelope.Position{Shard: p.shard, Sequence: aws.ToString(r.SequenceNumber)})
 	}
 	u.Events, u.Errors = res.Events, res.Errors
@@ -111,7 +109,7 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	if p.halt(p.pl.Submit(p.ctx, u)) {
 		return
 	}
-	p.pace(in, bytes)
+	p.pace(in)
 }
 
 // halt stops the shard's processing after a delivery failure (err != nil)
@@ -128,24 +126,16 @@ func (p *processor) halt(err error) bool {
 	return true
 }
 
-// pace spaces GetRecords calls so the KCL's own limits never trip. It
-// allows itself five calls per second per shard and 2 MB/s, and when it
-// runs out it sleeps whole seconds (one, or the bytes over budget rounded
-// up): at a steady trickle that turns into bursts and one-second stalls,
-// and since delivery overlaps reading (the pipeline), a backlog would read
-// in bursts and sleep most of the time. Waiting out the rest of 1/5 s after
-// a partial batch, and the bytes' share of 2 MB/s after any batch, keeps
-// reads smooth: ~200 ms latency at a trickle, the shard's full 2 MB/s in a
-// backlog.
-func (p *processor) pace(in *kcl.ProcessRecordsInput, bytes int) {
-	if in.CacheEntryTime == nil {
-		return
+// pace spaces GetRecords calls evenly when the shard is not backlogged.
+// KCL reads again at once after a non-empty batch but allows itself only
+// five calls per second per shard, then sleeps a whole second: at a steady
+// trickle that turns into bursts and one-second stalls. Waiting out the
+// rest of 1/5 s after a partial batch keeps the latency near 200 ms instead.
+func (p *processor) pace(in *kcl.ProcessRecordsInput) {
+	if len(in.Records) >= p.s.cfg.MaxRecords || in.CacheEntryTime == nil {
+		return // backlogged: read on at full speed
 	}
-	gap := time.Duration(float64(bytes) / kinesisReadBytesPerSecond * float64(time.Second))
-	if len(in.Records) < p.s.cfg.MaxRecords {
-		gap = max(gap, time.Second/kinesisReadsPerSecond)
-	}
-	wait := time.Until(in.CacheEntryTime.Add(gap))
+	wait := time.Until(in.CacheEntryTime.Add(time.Second / kinesisReadsPerSecond))
 	if wait > 0 {
 		select {
 		case <-p.stop.Done():
@@ -153,10 +143,6 @@ func (p *processor) pace(in *kcl.ProcessRecordsInput, bytes int) {
 		}
 	}
 }
-
-// kinesisReadBytesPerSecond is the read budget per shard the KCL keeps
-// (Kinesis allows 2 MB/s per shard).
-const kinesisReadBytesPerSecond = 2_000_000
 
 // kinesisReadsPerSecond is GetRecords' limit per shard (KCL enforces it too).
 const kinesisReadsPerSecond = 5
