@@ -57,9 +57,9 @@ type Source interface {
 // Defaults of Options.
 const (
 	// DefaultInFlight units per source are delivered at once: the source
-	// reads and decodes the next unit while one is on the wire. Measured on
-	// a replay with default settings (BENCHMARKS.md): 2 beat 1 by ~2x in
-	// wall time and beat 4 in wall time, CPU and memory alike.
+	// reads and decodes the next unit while one is on the wire. Chosen by
+	// running the replay benchmark (BenchmarkReplayDefaults) with 1, 2 and
+	// 4: 2 was the fastest and used less CPU and memory than 4.
 	DefaultInFlight = 2
 	// DefaultMaxBackoff caps the wait between attempts to deliver a unit the
 	// sink refused.
