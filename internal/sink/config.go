@@ -41,10 +41,9 @@ type KafkaConfig struct {
 	// Linger is how long a partition batch waits to fill. Deliver is
 	// synchronous, so this is added latency at low rates. Default 5ms.
 	Linger time.Duration `yaml:"linger"`
-	// Compression: none, gzip, snappy, lz4 or zstd. Default lz4: measured
-	// (BENCHMARKS.md, replay with default settings) it more than halves the
-	// broker's CPU per event and the wall time of a replay for a little more
-	// CPU here; consumers decompress it transparently.
+	// Compression: none, gzip, snappy, lz4 or zstd. Default lz4: less to
+	// send and store for a little CPU here (the sink benchmark delivers more
+	// events/s with it); consumers decompress it transparently.
 	Compression string `yaml:"compression"`
 	// MaxMessageBytes is the largest message sent; larger events go to the
 	// DLQ (truncated). Match the broker's message.max.bytes. Default 1000000.
