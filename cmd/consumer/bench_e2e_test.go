@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,33 +36,39 @@ func BenchmarkReplayEndToEnd(b *testing.B) {
 		b.StopTimer()
 		c := kafkatest.Start(b, 1, 6, "events.onewelcome", "events.dlq")
 		b.StartTimer()
-		start := time.Now()
 		cmd := exec.Command(bin, "replay", dir, "--brokers", c.Addrs[0], "--http-addr", "off", "--log-level", "warn",
 			"--state", filepath.Join(b.TempDir(), "s.json"), "--concurrency", "4")
 		cmd.Env = append(os.Environ(), "EVENTRELAY_SINK_KAFKA_COMPRESSION=lz4")
-		var out syncBuf
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		rss := sampleRSS(cmd.Process.Pid)
-		if err := cmd.Wait(); err != nil {
-			b.Fatalf("replay: %v\n%s", err, out.String())
-		}
-		el := time.Since(start).Seconds()
-		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		el, cpu, rss := measureRun(b, cmd)
 		// Decode + sink work per CPU-second of the consumer process: what one
 		// core can sustain (framing and gunzip included).
 		b.ReportMetric(float64(bytes)/1e6/cpu, "MB_per_cpu_s")
 		b.ReportMetric(float64(events)/el, "events/s")
 		b.ReportMetric(float64(bytes)/el/1e6, "MB/s")
-		b.ReportMetric(rss.MB(), "peak_rss_MB")
+		b.ReportMetric(rss, "peak_rss_MB")
 		b.ReportMetric(float64(bytes)/1e6, "input_MB")
 		b.StopTimer()
 		c.Close()
 		b.StartTimer()
 	}
+}
+
+// measureRun runs cmd to its end and returns its wall time and CPU time
+// (user + system) in seconds and its peak RSS in MB.
+func measureRun(b *testing.B, cmd *exec.Cmd) (wall, cpu, rssMB float64) {
+	var out syncBuf
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	rss := sampleRSS(cmd.Process.Pid)
+	if err := cmd.Wait(); err != nil {
+		b.Fatalf("%s: %v\n%s", cmd.Args[1], err, out.String())
+	}
+	wall = time.Since(start).Seconds()
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return wall, time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(), rss.MB()
 }
 
 // writeBenchExport writes Firehose hour folders totalling size bytes.
@@ -124,25 +129,13 @@ func BenchmarkReplayDefaults(b *testing.B) {
 		b.StopTimer()
 		addr, _, stop := startKfakeProcess(b, broker)
 		b.StartTimer()
-		start := time.Now()
 		cmd := exec.Command(bin, "replay", dir, "--brokers", addr, "--log-level", "warn", "--state", filepath.Join(b.TempDir(), "s.json"))
-		var out syncBuf
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		rss := sampleRSS(cmd.Process.Pid)
-		if err := cmd.Wait(); err != nil {
-			b.Fatalf("replay: %v\n%s", err, out.String())
-		}
-		el := time.Since(start).Seconds()
+		el, cpu, rss := measureRun(b, cmd)
 		b.StopTimer()
-		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 		b.ReportMetric(el, "wall_s")
 		b.ReportMetric(float64(events)/el, "events/s")
 		b.ReportMetric(cpu/float64(events)*1e6, "cpu_us/event")
-		b.ReportMetric(rss.MB(), "peak_rss_MB")
+		b.ReportMetric(rss, "peak_rss_MB")
 		stop()
 		b.StartTimer()
 	}
@@ -210,30 +203,8 @@ func writeDefaultsExport(b *testing.B, dir string, files, n int) int {
 	return events
 }
 
-var (
-	kfakeOnce sync.Once
-	kfakePath string
-	kfakeErr  error
-)
-
 // kfakeBinary builds localstack/kfake once.
-func kfakeBinary(b testing.TB) string {
-	kfakeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "eventrelay-kfake-")
-		if err != nil {
-			kfakeErr = err
-			return
-		}
-		kfakePath = filepath.Join(dir, "kfake")
-		if out, err := exec.Command("go", "build", "-o", kfakePath, "../../localstack/kfake").CombinedOutput(); err != nil {
-			kfakeErr = fmt.Errorf("go build kfake: %v\n%s", err, out)
-		}
-	})
-	if kfakeErr != nil {
-		b.Fatal(kfakeErr)
-	}
-	return kfakePath
-}
+func kfakeBinary(t testing.TB) string { return goBinary(t, "../../localstack/kfake", "kfake") }
 
 // startKfakeProcess runs the broker as its own process on a free port;
 // pid lets a test pause it.

@@ -27,31 +27,33 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	buildMu sync.Mutex
+	built   = map[string]string{} // package -> binary
 )
 
-// consumerBinary builds the real binary once per test run.
-func consumerBinary(t testing.TB) string {
+// goBinary builds the package pkg (relative to this one) once per test
+// run and returns the binary's path.
+func goBinary(t testing.TB, pkg, name string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "eventrelay-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "consumer")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[pkg]; ok {
+		return p
 	}
-	return binPath
+	dir, err := os.MkdirTemp("", "eventrelay-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if out, err := exec.Command("go", "build", "-o", path, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	built[pkg] = path
+	return path
 }
+
+// consumerBinary builds the real binary once per test run.
+func consumerBinary(t testing.TB) string { return goBinary(t, ".", "consumer") }
 
 type syncBuf struct {
 	mu sync.Mutex
