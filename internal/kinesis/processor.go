@@ -78,14 +78,10 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		// nobody has leased yet and the second parent of a merge.
 		if err := p.s.parents.wait(p.stop, p.shard); err != nil {
 			// Nothing after this batch may be checkpointed: it was not
-			// delivered. Stopping, that is all; otherwise the error is not
-			// transient (AccessDenied on the lease table) and stops the worker.
-			p.halted = true
-			if p.stop.Err() == nil {
-				p.halt(err)
-			} else {
-				p.log.Warn().Err(err).Msg("stopped while waiting for the parent shard; not checkpointing")
-			}
+			// delivered. halt stops the worker too unless it is stopping
+			// anyway; otherwise the error is not transient (AccessDenied on
+			// the lease table).
+			p.halt(err)
 			return
 		}
 		p.parentsDone = true
@@ -112,15 +108,15 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	p.pace(in)
 }
 
-// halt stops the shard's processing after a delivery failure (err != nil)
-// and, for a failure no retry can mend, the whole worker.
+// halt stops the shard's processing after a failure (err != nil) and,
+// unless the worker is stopping anyway, the whole worker.
 func (p *processor) halt(err error) bool {
 	if err == nil {
 		return false
 	}
 	p.halted = true
 	p.log.Error().Err(err).Msg("stopping without checkpoint; the records will be read again")
-	if p.ctx.Err() == nil {
+	if p.stop.Err() == nil { // a worker already stopping has nothing to fail
 		p.s.fail(err)
 	}
 	return true

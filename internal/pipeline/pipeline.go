@@ -163,6 +163,7 @@ func Run(ctx context.Context, s sink.Sink, opts Options, src Source) error {
 			return errors.Join(err, p.Flush(ctx))
 		}
 		if err := p.Submit(ctx, u); err != nil {
+			p.bad.log(p.opts.Log, p.opts.Source) // what Flush would have logged
 			return err
 		}
 	}

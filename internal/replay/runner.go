@@ -261,8 +261,11 @@ func (r *Runner) object(ctx, stop context.Context, j job) (st ObjectStats, skipp
 	or, err := dec.NewObjectReader(cr, j.obj.Key, r.opts.MaxRecordSize)
 	if err == nil {
 		src := &objectSource{r: r, id: id, or: or, resume: resume, st: &st, stop: stop, bytes: func() int64 { return cr.total }}
-		err = pipeline.Run(ctx, r.sink, pipeline.Options{Source: "replay", InFlight: r.opts.InFlight, Keep: src.keep,
-			Log: log, Metrics: r.Metrics}, src)
+		opts := pipeline.Options{Source: "replay", InFlight: r.opts.InFlight, Log: log, Metrics: r.Metrics}
+		if w := r.opts.Window; !w.From.IsZero() || !w.To.IsZero() {
+			opts.Keep = src.keep // an open window keeps everything: no filter, no copy
+		}
+		err = pipeline.Run(ctx, r.sink, opts, src)
 	}
 	st.Bytes = cr.total
 	return st, false, r.objectErr(log, id, stop, err)
