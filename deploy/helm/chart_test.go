@@ -149,6 +149,8 @@ func render(t *testing.T, values ...string) map[string][]any {
 			obj = &serviceMonitor{}
 		case "PrometheusRule":
 			obj = &prometheusRule{}
+		case "PodMonitor":
+			obj = &podMonitor{}
 		default:
 			t.Fatalf("no test type for kind %q", meta.Kind)
 		}
@@ -217,7 +219,7 @@ func TestChartRendersValidObjects(t *testing.T) {
 
 func TestChartRefusesShortGracePeriod(t *testing.T) {
 	out, err := helm(t, "template", "rel", chart, "--set", "terminationGracePeriodSeconds=20")
-	if err == nil || !strings.Contains(out, "terminationGracePeriodSeconds must be longer than drainTimeoutSeconds") {
+	if err == nil || !strings.Contains(out, "terminationGracePeriodSeconds (20) must be at least drainTimeoutSeconds + 5") {
 		t.Errorf("want a refusal, got err %v\n%s", err, out)
 	}
 	out, err = helm(t, "template", "rel", chart, "--set", "replicaCount=-1")
