@@ -6,8 +6,10 @@ COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(DATE)
 FUZZTIME ?= 5m
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: help build test vet bench fuzz clean demo emulators image reliability
+.PHONY: help build test vet staticcheck bench fuzz clean demo emulators image reliability
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -35,7 +37,11 @@ vet: ## gofmt check and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 	$(GO) vet ./...
 
-test: vet emulators ## run every test (fuzz seeds included) against local real-protocol servers
+staticcheck: ## staticcheck at the pinned version (installed into GOPATH/bin when missing)
+	@$(STATICCHECK) -version 2>/dev/null | grep -q '$(STATICCHECK_VERSION:v%=%)' || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(STATICCHECK) ./...
+
+test: vet staticcheck emulators ## run every test (fuzz seeds included) against local real-protocol servers
 	$(GO) test -count=1 -timeout 10m ./...
 
 bench: ## run the benchmarks and rewrite BENCHMARKS.md from their output

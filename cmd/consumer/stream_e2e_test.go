@@ -123,7 +123,7 @@ func TestStreamBinaryEndToEnd(t *testing.T) {
 	}, &logs)
 	_, metrics := httpGet(base + "/metrics")
 	checkMonitoringNames(t, metrics, func(name string) bool { return !strings.HasPrefix(name, "eventrelay_replay_") })
-	for _, name := range []string{"eventrelay_sink_messages_total", "eventrelay_kinesis_leases_held 2", "eventrelay_kinesis_millis_behind_latest", "eventrelay_kinesis_checkpoints_total"} {
+	for _, name := range []string{"eventrelay_sink_messages_total", "eventrelay_kinesis_leases_held 2", "eventrelay_kinesis_behind_latest_seconds", "eventrelay_kinesis_checkpoints_total"} {
 		if !strings.Contains(metrics, name) {
 			t.Errorf("/metrics lacks %s", name)
 		}
@@ -228,7 +228,14 @@ func checkMonitoringNames(t *testing.T, scrape string, want func(string) bool) {
 	exposed := map[string]bool{}
 	for _, line := range strings.Split(scrape, "\n") {
 		if strings.HasPrefix(line, "# TYPE ") {
-			exposed[strings.Fields(line)[2]] = true
+			name := strings.Fields(line)[2]
+			exposed[name] = true
+			// Prometheus base units: seconds and bytes, never millis or kilobytes.
+			for _, unit := range []string{"millis", "_ms", "milliseconds", "_kb", "kilobytes", "_minutes"} {
+				if strings.HasPrefix(name, "eventrelay_") && strings.Contains(name, unit) {
+					t.Errorf("metric %s is not in a base unit (%s)", name, unit)
+				}
+			}
 		}
 	}
 	for name := range monitoringNames(t) {

@@ -19,7 +19,7 @@ import (
 	"github.com/eventrelay/eventrelay/internal/kinesis"
 	"github.com/eventrelay/eventrelay/internal/poll"
 	"github.com/eventrelay/eventrelay/internal/sink"
-	"gopkg.in/yaml.v3"
+	yaml "go.yaml.in/yaml/v3"
 )
 
 // Config is the whole file.

@@ -220,8 +220,14 @@ func KcatValues(t testing.TB, addrs []string, topic string) map[[2]int64][]byte 
 }
 
 // Murmur2Partition is the Java client's default partitioner for a keyed
-// record, written from the Java source so tests check it independently.
+// record (toPositive(murmur2(key)) % partitions), written from the Java
+// source so tests check it independently.
 func Murmur2Partition(key []byte, partitions int) int32 {
+	return int32((uint32(Murmur2(key)) & 0x7fffffff) % uint32(partitions))
+}
+
+// Murmur2 is org.apache.kafka.common.utils.Utils.murmur2.
+func Murmur2(key []byte) int32 {
 	const seed, m, r = 0x9747b28c, 0x5bd1e995, 24
 	n := len(key)
 	h := uint32(seed) ^ uint32(n)
@@ -248,7 +254,7 @@ func Murmur2Partition(key []byte, partitions int) int32 {
 	h ^= h >> 13
 	h *= m
 	h ^= h >> 15
-	return int32((h & 0x7fffffff) % uint32(partitions))
+	return int32(h)
 }
 
 // String describes a record for failure messages.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
 )
@@ -128,5 +129,15 @@ func TestCreateProcessorDoesNotDiscardTheDecoderError(t *testing.T) {
 	}
 	if _, err := New(Config{Stream: "s", MaxEventSize: -1}, Clients{}, nil, zerolog.Nop(), nil); err == nil {
 		t.Error("New accepted max_event_size -1")
+	}
+}
+
+// TestBehindLatestInSeconds: Kinesis reports MillisBehindLatest; the gauge
+// is in seconds, the Prometheus base unit the dashboard and alerts assume.
+func TestBehindLatestInSeconds(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	m.setBehind("shardId-000000000000", 1500)
+	if got := testutil.ToFloat64(m.behind.WithLabelValues("shardId-000000000000")); got != 1.5 {
+		t.Errorf("eventrelay_kinesis_behind_latest_seconds = %v for MillisBehindLatest 1500, want 1.5", got)
 	}
 }

@@ -24,7 +24,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		events:      prometheus.NewCounter(prometheus.CounterOpts{Name: "eventrelay_kinesis_events_total", Help: "Events delivered from Kinesis records."}),
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "eventrelay_kinesis_checkpoints_total", Help: "Checkpoints written to the lease table."}),
 		behind: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "eventrelay_kinesis_millis_behind_latest", Help: "How far the last read of each shard was behind the stream's tip.",
+			Name: "eventrelay_kinesis_behind_latest_seconds", Help: "How far the last read of each shard was behind the stream's tip (Kinesis MillisBehindLatest, in seconds).",
 		}, []string{"shard_id"}),
 		leases: prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventrelay_kinesis_leases_held", Help: "Shards this worker is processing."}),
 		suppressed: prometheus.NewCounter(prometheus.CounterOpts{
@@ -42,12 +42,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // The KCL MonitoringService hooks; ours are recorded by the processor.
-func (m *metrics) Init(_, _, _ string) error                   { return nil }
-func (m *metrics) Start() error                                { return nil }
-func (m *metrics) Shutdown()                                   {}
-func (m *metrics) IncrRecordsProcessed(string, int)            {}
-func (m *metrics) IncrBytesProcessed(string, int64)            {}
-func (m *metrics) MillisBehindLatest(string, float64)          {}
+func (m *metrics) Init(_, _, _ string) error          { return nil }
+func (m *metrics) Start() error                       { return nil }
+func (m *metrics) Shutdown()                          {}
+func (m *metrics) IncrRecordsProcessed(string, int)   {}
+func (m *metrics) IncrBytesProcessed(string, int64)   {}
+func (m *metrics) MillisBehindLatest(string, float64) {}
+
+// setBehind records Kinesis' MillisBehindLatest in seconds, the base unit.
+func (m *metrics) setBehind(shard string, millis int64) {
+	m.behind.WithLabelValues(shard).Set(float64(millis) / 1000)
+}
 func (m *metrics) DeleteMetricMillisBehindLatest(shard string) { m.behind.DeleteLabelValues(shard) }
 func (m *metrics) LeaseGained(string)                          {}
 func (m *metrics) LeaseLost(string)                            {}

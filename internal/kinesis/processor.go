@@ -68,7 +68,7 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	if p.halted {
 		return
 	}
-	p.s.m.behind.WithLabelValues(p.shard).Set(float64(in.MillisBehindLatest))
+	p.s.m.setBehind(p.shard, in.MillisBehindLatest)
 	if len(in.Records) == 0 {
 		p.halt(p.pl.Collect(p.ctx))
 		return

@@ -213,13 +213,12 @@ func TestAkeneoCursorOlderThanRetention(t *testing.T) {
 // fluentServer implements the Event API: OAuth password grant, bearer
 // tokens that can be revoked, from/to and start/count paging, 5xx on demand.
 type fluentServer struct {
-	mu        sync.Mutex
-	events    []map[string]any
-	token     string
-	tokens    int
-	failNext  int
-	srv       *httptest.Server
-	badSecret bool
+	mu       sync.Mutex
+	events   []map[string]any
+	token    string
+	tokens   int
+	failNext int
+	srv      *httptest.Server
 }
 
 func newFluentServer(t *testing.T) *fluentServer {

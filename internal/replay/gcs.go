@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,8 +20,11 @@ type GCSStore struct {
 }
 
 // NewGCSClient makes a client from a service-account key file (the
-// fulfillmenttools export hands one out), or default credentials when
-// keyFile is empty. STORAGE_EMULATOR_HOST (e.g. a fake-gcs-server) is
+// fulfillmenttools export hands one out), or application default
+// credentials when keyFile is empty. The key file must be a service-account
+// key: a vendor-supplied file of another credential type (an external
+// account, say, which makes the library fetch URLs or run commands it
+// names) is refused. STORAGE_EMULATOR_HOST (e.g. a fake-gcs-server) is
 // honoured by the library and needs no credentials.
 func NewGCSClient(ctx context.Context, keyFile string) (*storage.Client, error) {
 	var opts []option.ClientOption
@@ -28,10 +32,17 @@ func NewGCSClient(ctx context.Context, keyFile string) (*storage.Client, error) 
 	case os.Getenv("STORAGE_EMULATOR_HOST") != "":
 		opts = append(opts, option.WithoutAuthentication())
 	case keyFile != "":
-		opts = append(opts, option.WithCredentialsFile(keyFile)) //nolint:staticcheck // the documented way to use a key file
+		key, err := readServiceAccountKey(keyFile)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, option.WithAuthCredentialsJSON(option.ServiceAccount, key))
 	}
 	c, err := storage.NewClient(ctx, opts...)
 	if err != nil {
+		if keyFile != "" {
+			return nil, fmt.Errorf("creating the GCS client from --gcs-key-file %s (a service-account key is required): %w", keyFile, err)
+		}
 		return nil, fmt.Errorf("creating the GCS client: %w", err)
 	}
 	return c, nil
@@ -85,4 +96,24 @@ func (g GCSStore) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("reading gs://%s/%s: %w", g.Bucket, key, err)
 	}
 	return r, nil
+}
+
+// readServiceAccountKey reads a key file and checks that it is a
+// service-account key before the library sees it (the library would only
+// find out at the first request).
+func readServiceAccountKey(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading --gcs-key-file: %w", err)
+	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, fmt.Errorf("--gcs-key-file %s is not a JSON credentials file (a service-account key is required): %w", path, err)
+	}
+	if head.Type != "service_account" {
+		return nil, fmt.Errorf("--gcs-key-file %s holds %q credentials (a service-account key is required: \"type\": \"service_account\")", path, head.Type)
+	}
+	return data, nil
 }

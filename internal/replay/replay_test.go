@@ -147,7 +147,7 @@ func gcsStore(t *testing.T, bucket string, x exportSet, encode func(key string) 
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	srv.CreateBucket(bucket)
+	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
 	c, err := storage.NewClient(context.Background(), option.WithEndpoint(srv.URL()+"/storage/v1/"), option.WithoutAuthentication())
 	if err != nil {
 		t.Fatal(err)
