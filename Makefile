@@ -9,7 +9,7 @@ FUZZTIME ?= 5m
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: help build test vet staticcheck bench fuzz clean demo emulators image reliability
+.PHONY: help build test vet staticcheck bench fuzz clean demo emulators image reliability reliability-small
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -32,6 +32,7 @@ image: build ## build the container image without Docker: bin/eventrelay-image.t
 	$(GO) run ./tools/mkimage -binary $(BIN) -out bin/eventrelay-image.tar -ref $(IMAGE_REF) \
 		-version $(VERSION) -revision $(COMMIT) -created $(DATE)
 	@ls -l bin/eventrelay-image.tar
+	@$(BIN) version
 
 vet: ## gofmt check and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
@@ -49,6 +50,10 @@ bench: ## run the benchmarks and rewrite BENCHMARKS.md from their output
 
 reliability: emulators ## fault-injection suite at full size; rewrites docs/RELIABILITY.md
 	scripts/reliability.sh
+
+reliability-small: emulators ## every fault-injection scenario at small sizes (a few minutes; does not write docs)
+	EVENTRELAY_RELIABILITY=small EVENTRELAY_REQUIRE_KCAT=1 EVENTRELAY_REQUIRE_EMULATORS=1 \
+		$(GO) test -count=1 -timeout 20m -run 'TestReliability' ./cmd/consumer/
 
 fuzz: ## fuzz every decoder for FUZZTIME each (default 5m)
 	@for f in $$($(GO) test ./internal/envelope -list 'Fuzz.*' | grep ^Fuzz); do \

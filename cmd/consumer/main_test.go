@@ -7,9 +7,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/eventrelay/eventrelay/internal/awstest"
 	"strings"
 	"testing"
+
+	"github.com/eventrelay/eventrelay/internal/awstest"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrelay/eventrelay/internal/testwait"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -26,19 +28,37 @@ import (
 )
 
 // The reliability suite drives the real binary against the local stack and
-// counts, by event id, what reached Kafka against what was written. The
-// default test run uses small sizes; EVENTRELAY_RELIABILITY=full (make
-// reliability) uses the documented ones. Each scenario logs a line
+// counts, by event id, what reached Kafka against what was written. Each
+// scenario logs a line
 // "RELIABILITY|scenario|written|delivered|lost|duplicates|recovery|note"
 // from which scripts/reliability.sh writes docs/RELIABILITY.md.
+//
+// EVENTRELAY_RELIABILITY selects the run:
+//   - unset (make test): the kill -9 scenario at its smallest size and the
+//     stalled-dependency scenarios; the others skip, naming make reliability.
+//   - small (make reliability-small): every scenario at small sizes.
+//   - full (make reliability): every scenario at the documented sizes.
 
-func full() bool { return os.Getenv("EVENTRELAY_RELIABILITY") == "full" }
+func reliabilityMode() string { return os.Getenv("EVENTRELAY_RELIABILITY") }
 
+func full() bool { return reliabilityMode() == "full" }
+
+// size is a scenario's size: short in the default and small runs, long in
+// the full one.
 func size(short, long int) int {
 	if full() {
 		return long
 	}
 	return short
+}
+
+// reliabilityOnly skips a scenario in the default test run: it runs in
+// make reliability (full size) and make reliability-small.
+func reliabilityOnly(t *testing.T) {
+	t.Helper()
+	if reliabilityMode() == "" {
+		t.Skip("fault-injection scenario: runs in make reliability (EVENTRELAY_RELIABILITY=full) and make reliability-small")
+	}
 }
 
 type relEnv struct {
@@ -202,8 +222,11 @@ func report(t *testing.T, scenario string, written, delivered, lost, dups int, r
 // it drains the stream, restarting it each time.
 func TestReliabilityKill9(t *testing.T) {
 	e := newRelEnv(t, 4)
-	ids := e.put(t, size(5000, 100000))
-	kills := size(3, 10)
+	events, kills := size(5000, 100000), size(3, 10)
+	if reliabilityMode() == "" {
+		events, kills = 2000, 2 // the default run's smoke of the scenario
+	}
+	ids := e.put(t, events)
 	maxRSS := 0.0
 	for k := range kills {
 		p := e.start(t, "w")
@@ -234,17 +257,18 @@ func TestReliabilityKill9(t *testing.T) {
 // TestReliabilityFailover: two workers share 8 shards; one is killed and
 // the other takes over its leases within the failover time.
 func TestReliabilityFailover(t *testing.T) {
+	reliabilityOnly(t)
 	e := newRelEnv(t, 8)
 	ids := e.put(t, size(2000, 20000))
 	a := e.start(t, "worker-a", "EVENTRELAY_SOURCE_KINESIS_MAX_LEASES_FOR_WORKER=4")
 	b := e.start(t, "worker-b")
-	waitUntil(t, 60*time.Second, func() bool {
+	testwait.Until(t, 60*time.Second, "both workers to hold leases", func() bool {
 		la, lb := a.metric("eventrelay_kinesis_leases_held"), b.metric("eventrelay_kinesis_leases_held")
 		return la >= 1 && lb >= 1 && la+lb == 8 // worker-a holds at most 4, so both have some
-	}, a.logs)
+	}, a.logs.String)
 	a.kill9()
 	killed := time.Now()
-	waitUntil(t, 60*time.Second, func() bool { return b.metric("eventrelay_kinesis_leases_held") == 8 }, b.logs)
+	testwait.Until(t, 60*time.Second, "worker b to take all 8 leases", func() bool { return b.metric("eventrelay_kinesis_leases_held") == 8 }, b.logs.String)
 	recovery := time.Since(killed)
 	more := e.put(t, size(1000, 10000))
 	ids = append(ids, more...)
@@ -256,10 +280,11 @@ func TestReliabilityFailover(t *testing.T) {
 // TestReliabilityKafkaOutage stops the broker mid-stream: deliveries block
 // and retry, checkpoints do not advance, everything arrives afterwards.
 func TestReliabilityKafkaOutage(t *testing.T) {
+	reliabilityOnly(t)
 	e := newRelEnv(t, 2)
 	ids := e.put(t, size(3000, 30000))
 	p := e.start(t, "w")
-	waitUntil(t, 60*time.Second, func() bool { return p.metric("eventrelay_kinesis_events_total") > 0 }, p.logs)
+	testwait.Until(t, 60*time.Second, "events from the worker", func() bool { return p.metric("eventrelay_kinesis_events_total") > 0 }, p.logs.String)
 	e.kafka.Stop()
 	down := time.Duration(size(5, 30)) * time.Second
 	time.Sleep(time.Second)
@@ -283,6 +308,7 @@ func TestReliabilityKafkaOutage(t *testing.T) {
 // GetRecords with ProvisionedThroughputExceeded and some with
 // ExpiredIterator: retried, nothing skipped.
 func TestReliabilityThrottling(t *testing.T) {
+	reliabilityOnly(t)
 	e := newRelEnv(t, 2)
 	ids := e.put(t, size(3000, 30000))
 	var calls atomic.Int64
@@ -311,6 +337,7 @@ func TestReliabilityThrottling(t *testing.T) {
 // invalid UTF-8, wrong types and 1 MiB records each land in the DLQ with a
 // reason; the worker does not crash and the good events all arrive.
 func TestReliabilityHostileRecords(t *testing.T) {
+	reliabilityOnly(t)
 	e := newRelEnv(t, 2)
 	hostile := size(1000, 10000)
 	small := []func() []byte{
@@ -396,20 +423,21 @@ func TestReliabilityHostileRecords(t *testing.T) {
 // rotated): the worker turns not ready and keeps running, and recovers
 // once STS accepts again. Nothing is lost.
 func TestReliabilityCredentials(t *testing.T) {
+	reliabilityOnly(t)
 	e := newRelEnv(t, 2)
 	e.st.STS.SetLifetime(4 * time.Second)
 	ids := e.put(t, size(2000, 20000))
 	p := e.start(t, "w", "EVENTRELAY_AWS_STREAM_ROLE_REFRESH_BEFORE=1s")
-	waitUntil(t, 60*time.Second, func() bool { code, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/readyz", p.port)); return code == 200 }, p.logs)
+	testwait.Until(t, 60*time.Second, "/readyz 200", func() bool { code, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/readyz", p.port)); return code == 200 }, p.logs.String)
 	time.Sleep(6 * time.Second) // credentials expired and were refreshed at least once
 	e.st.STS.SetExternalID("rotated")
-	waitUntil(t, 90*time.Second, func() bool { return p.metric(`eventrelay_aws_credentials_healthy{credentials="stream_role"}`) == 0 }, p.logs)
+	testwait.Until(t, 90*time.Second, "credentials reported unhealthy", func() bool { return p.metric(`eventrelay_aws_credentials_healthy{credentials="stream_role"}`) == 0 }, p.logs.String)
 	if code, body := httpGet(fmt.Sprintf("http://127.0.0.1:%d/readyz", p.port)); code != 503 || !strings.Contains(body, "stream credentials") {
 		t.Errorf("readyz while AssumeRole fails: %d %q", code, body)
 	}
 	e.st.STS.SetExternalID(e.st.ExternalID)
 	failing := time.Now()
-	waitUntil(t, 90*time.Second, func() bool { code, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/readyz", p.port)); return code == 200 }, p.logs)
+	testwait.Until(t, 90*time.Second, "/readyz 200 again", func() bool { code, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/readyz", p.port)); return code == 200 }, p.logs.String)
 	recovery := time.Since(failing)
 	more := e.put(t, size(1000, 10000))
 	ids = append(ids, more...)

@@ -3,11 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/eventrelay/eventrelay/internal/kafkatest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/eventrelay/eventrelay/internal/kafkatest"
 )
 
 // runCLIEnv is runCLI with an environment (nothing else of the real one).

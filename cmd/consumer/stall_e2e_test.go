@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrelay/eventrelay/internal/testwait"
+
 	"github.com/eventrelay/eventrelay/internal/awstest"
 	"github.com/eventrelay/eventrelay/internal/kafkatest"
 )
@@ -41,7 +43,7 @@ func TestReliabilityStalledDependency(t *testing.T) {
 			ready := func(p *proc) func() bool {
 				return func() bool { code, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/readyz", p.port)); return code == 200 }
 			}
-			waitUntil(t, 60*time.Second, ready(p), p.logs)
+			testwait.Until(t, 60*time.Second, "/readyz 200", ready(p), p.logs.String)
 			if _, lost, _ := tally(ids, e.count(t, len(ids), 60*time.Second)); lost != 0 {
 				t.Fatalf("%d events lost before the stall", lost)
 			}
@@ -60,11 +62,11 @@ func TestReliabilityStalledDependency(t *testing.T) {
 			if tc.name == "DynamoDB" {
 				more = e.put(t, size(100, 1000)) // delivered, then the checkpoint stalls
 			}
-			waitUntil(t, 20*time.Second, func() bool {
+			testwait.Until(t, 20*time.Second, "the stall to be reported", func() bool {
 				return strings.Contains(p.logs.String(), "shard made no progress") && strings.Contains(p.logs.String(), tc.waiting)
-			}, p.logs)
+			}, p.logs.String)
 			base := fmt.Sprintf("http://127.0.0.1:%d", p.port)
-			waitUntil(t, 10*time.Second, func() bool { code, _ := httpGet(base + "/readyz"); return code == 503 }, p.logs)
+			testwait.Until(t, 10*time.Second, "/readyz 503", func() bool { code, _ := httpGet(base + "/readyz"); return code == 503 }, p.logs.String)
 			detected := time.Since(paused)
 			if _, body := httpGet(base + "/readyz"); !strings.Contains(body, "no progress") {
 				t.Errorf("/readyz says %q", body)
@@ -90,7 +92,7 @@ func TestReliabilityStalledDependency(t *testing.T) {
 			if tc.name == "DynamoDB" {
 				p = e.start(t, "w2", env...)
 			}
-			waitUntil(t, 60*time.Second, ready(p), p.logs)
+			testwait.Until(t, 60*time.Second, "/readyz 200", ready(p), p.logs.String)
 			recovery := time.Since(back)
 			if tc.name == "Kinesis" {
 				more = e.put(t, size(100, 1000)) // read once Kinesis answers again
@@ -139,9 +141,9 @@ func TestReliabilityReplayKafkaStalled(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	syscall.Kill(pid, syscall.SIGSTOP)
 	paused := time.Now()
-	waitUntil(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "kafka write failed") }, &logs)
+	testwait.Until(t, 10*time.Second, "a kafka write warning", func() bool { return strings.Contains(logs.String(), "kafka write failed") }, logs.String)
 	warned := time.Since(paused)
-	waitUntil(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "replay made no progress") }, &logs)
+	testwait.Until(t, 10*time.Second, "the replay stall warning", func() bool { return strings.Contains(logs.String(), "replay made no progress") }, logs.String)
 	time.Sleep(time.Until(paused.Add(pause)))
 	syscall.Kill(pid, syscall.SIGCONT)
 	back := time.Now()

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrelay/eventrelay/internal/testwait"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -113,14 +115,14 @@ func TestStreamBinaryEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitUntil(t, 60*time.Second, func() bool { code, _ := httpGet(base + "/readyz"); return code == 200 }, &logs)
+	testwait.Until(t, 60*time.Second, "/readyz 200", func() bool { code, _ := httpGet(base + "/readyz"); return code == 200 }, logs.String)
 	if code, _ := httpGet(base + "/healthz"); code != 200 {
 		t.Errorf("/healthz = %d", code)
 	}
-	waitUntil(t, 60*time.Second, func() bool {
+	testwait.Until(t, 60*time.Second, "every event counted in /metrics", func() bool {
 		_, m := httpGet(base + "/metrics")
 		return strings.Contains(m, fmt.Sprintf("eventrelay_kinesis_events_total %d", n))
-	}, &logs)
+	}, logs.String)
 	_, metrics := httpGet(base + "/metrics")
 	checkMonitoringNames(t, metrics, func(name string) bool { return !strings.HasPrefix(name, "eventrelay_replay_") })
 	for _, name := range []string{"eventrelay_sink_messages_total", "eventrelay_kinesis_leases_held 2", "eventrelay_kinesis_behind_latest_seconds", "eventrelay_kinesis_checkpoints_total"} {
@@ -183,17 +185,6 @@ func TestStreamBinaryEndToEnd(t *testing.T) {
 	badOut, err := bad.CombinedOutput()
 	if code := bad.ProcessState.ExitCode(); code != exitCredentials || !strings.Contains(string(badOut), "external ID") || strings.Contains(string(badOut), "not-the-external-id") {
 		t.Errorf("wrong external ID: exit %d (%v), output:\n%s", code, err, badOut)
-	}
-}
-
-func waitUntil(t *testing.T, d time.Duration, cond func() bool, logs *syncBuf) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s; logs:\n%s", d, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrelay/eventrelay/internal/testwait"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -187,12 +189,12 @@ func TestRefreshFailureMarksUnhealthyAndRecovers(t *testing.T) {
 	log := zerolog.New(&logs).Level(zerolog.TraceLevel)
 	go Watch(ctx, cfg.Credentials, creds, 200*time.Millisecond, log)
 	sts.SetExternalID("rotated-id")
-	waitUntil(t, func() bool { return creds.Healthy() != nil })
+	testwait.Until(t, 20*time.Second, "the credentials to turn unhealthy", func() bool { return creds.Healthy() != nil })
 	if !errors.Is(creds.Healthy(), ErrAccessDenied) {
 		t.Errorf("healthy = %v", creds.Healthy())
 	}
 	sts.SetExternalID(externalID)
-	waitUntil(t, func() bool { return creds.Healthy() == nil })
+	testwait.Until(t, 20*time.Second, "the credentials to recover", func() bool { return creds.Healthy() == nil })
 	out := logs.String()
 	if !strings.Contains(out, "refreshing AWS credentials failed") {
 		t.Errorf("failure not logged:\n%s", out)
@@ -223,17 +225,6 @@ func TestRoleValidate(t *testing.T) {
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%+v: err = %v, want %q", tc.r, err, tc.want)
 		}
-	}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 20s")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

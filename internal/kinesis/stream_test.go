@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrelay/eventrelay/internal/testwait"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -67,7 +69,7 @@ func newEnv(t testing.TB, shards int32) *env {
 // waitActive waits until the stream is ACTIVE (after creation or resharding).
 func (e *env) waitActive(t testing.TB) {
 	t.Helper()
-	waitFor(t, 30*time.Second, func() bool {
+	testwait.Until(t, 30*time.Second, "every event in Kafka", func() bool {
 		out, err := e.kc.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(testStream)})
 		return err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
 	})
@@ -207,17 +209,6 @@ func checkpoints(t *testing.T, e *env) map[string]string {
 	return cps
 }
 
-func waitFor(t testing.TB, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestStreamExactlyOnceInCleanRun: a 4-shard stream of 20,000 events in
 // envelopes of 10 arrives in Kafka once each, in per-key order, and the
 // lease table's checkpoints are the shards' last sequence numbers.
@@ -232,7 +223,7 @@ func TestStreamExactlyOnceInCleanRun(t *testing.T) {
 			t.Fatalf("event %s reached Kafka %d times, want exactly once", id, counts[id])
 		}
 	}
-	waitFor(t, 20*time.Second, func() bool {
+	testwait.Until(t, 20*time.Second, "the checkpoints", func() bool {
 		cps := checkpoints(t, e)
 		for sh, seq := range p.lastSeq {
 			if cps[sh] != seq {
@@ -255,7 +246,7 @@ func TestStreamRestartFromCheckpoint(t *testing.T) {
 	p := newProducer()
 	p.put(t, e.kc, 600, 5, 50)
 	_, stop := e.worker(t, "w1", func(c *Config) { c.MaxRecords = 50 })
-	waitFor(t, 60*time.Second, func() bool {
+	testwait.Until(t, 60*time.Second, "every event in Kafka", func() bool {
 		return len(kafkatest.Consume(t, e.kafka.Addrs, "events.onewelcome", 1000, 2*time.Second)) >= 1000
 	})
 	stop()
@@ -279,11 +270,11 @@ func TestStreamTwoWorkersSplitAndHandOver(t *testing.T) {
 	p.put(t, e.kc, 200, 5, 40)
 	a, stopA := e.worker(t, "worker-a", func(c *Config) { c.MaxLeasesForWorker = 2 })
 	b, stopB := e.worker(t, "worker-b", nil)
-	waitFor(t, 60*time.Second, func() bool { return a.LeasesHeld() >= 1 && b.LeasesHeld() >= 1 && a.LeasesHeld()+b.LeasesHeld() == 4 })
+	testwait.Until(t, 60*time.Second, "both workers to hold leases", func() bool { return a.LeasesHeld() >= 1 && b.LeasesHeld() >= 1 && a.LeasesHeld()+b.LeasesHeld() == 4 })
 	t.Logf("split: worker-a %d leases, worker-b %d leases", a.LeasesHeld(), b.LeasesHeld())
 	stopA()
 	handover := time.Now()
-	waitFor(t, 30*time.Second, func() bool { return b.LeasesHeld() == 4 })
+	testwait.Until(t, 30*time.Second, "worker b to take all 4 leases", func() bool { return b.LeasesHeld() == 4 })
 	t.Logf("worker-b holds all 4 shards %v after worker-a stopped", time.Since(handover).Round(100*time.Millisecond))
 	p.put(t, e.kc, 200, 5, 40)
 	counts := kafkaCounts(t, e, len(p.ids))
@@ -303,7 +294,7 @@ func TestStreamResharding(t *testing.T) {
 	p.put(t, e.kc, 300, 5, 30)
 	counts := kafkaCounts(t, e, len(p.ids))
 	requireDelivered(t, p.ids, counts, "across the split")
-	waitFor(t, 30*time.Second, func() bool { return checkpoints(t, e)[aws.ToString(parent.ShardId)] == "SHARD_END" })
+	testwait.Until(t, 30*time.Second, "the parent shard to reach SHARD_END", func() bool { return checkpoints(t, e)[aws.ToString(parent.ShardId)] == "SHARD_END" })
 	stop()
 }
 

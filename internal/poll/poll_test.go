@@ -158,7 +158,9 @@ func TestAkeneoOnceAcrossRestartsThrottlingAndMerges(t *testing.T) {
 	var slept []time.Duration
 	p2 := akeneoPoller(t, a, k, state, "") // a restart: the cursor comes from the state file
 	p2.c.sleep = func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }
-	time.Sleep(3 * time.Second)
+	// Three seconds later (the injected clock): the new and moved logs are
+	// older than the one-second block the poller leaves to settle.
+	p2.now = func() time.Time { return time.Now().Add(3 * time.Second) }
 	st, err = p2.Once(context.Background())
 	if err != nil || st.Events != 31 || st.Updated != 1 || st.Duplicates == 0 {
 		t.Fatalf("second poll: %+v, %v (want 30 new + 1 updated, duplicates from the overlap)", st, err)
@@ -305,7 +307,7 @@ func TestFluentOnceAcrossTokenExpiryAndErrors(t *testing.T) {
 	f.failNext = 1
 	f.mu.Unlock()
 	f.add(10, func(int) time.Time { return time.Now().UTC() })
-	time.Sleep(1100 * time.Millisecond)
+	p.now = func() time.Time { return time.Now().Add(1100 * time.Millisecond) } // the new events have settled
 	p.c.sleep = func(context.Context, time.Duration) error { return nil }
 	st, err := p.Once(context.Background())
 	if err != nil || st.Events != 10 || st.Duplicates == 0 {

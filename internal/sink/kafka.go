@@ -118,7 +118,16 @@ func (k *Kafka) metadata(ctx context.Context, transport kafka.RoundTripper) erro
 // wait for them forever, and nothing unacknowledged is lost by leaving.
 func (k *Kafka) Close() error {
 	done := make(chan error, 1)
-	go func() { done <- k.w.Close() }()
+	go func() {
+		err := k.w.Close()
+		// The writer leaves its transport's connections and metadata
+		// refresher running: a process that opens sinks again (tests, a
+		// poller restarted in place) would gather them.
+		if t, ok := k.w.Transport.(*kafka.Transport); ok {
+			t.CloseIdleConnections()
+		}
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		return err

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventrelay/eventrelay/internal/testwait"
+
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/eventrelay/eventrelay/internal/kafkatest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -225,7 +227,7 @@ func TestKafkaBrokerOutage(t *testing.T) {
 		}
 		done <- nil
 	}()
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 500 })
+	testwait.Until(t, 30*time.Second, "500 acknowledgements", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 500 })
 	c.Stop()
 	stopped := time.Now()
 	var memBefore runtime.MemStats
@@ -264,17 +266,6 @@ func TestKafkaBrokerOutage(t *testing.T) {
 	t.Logf("%d events acknowledged, %d records in Kafka, %d duplicates from retried batches", len(acked), len(recs), dups)
 	if len(acked) != len(evs) {
 		t.Errorf("acknowledged %d events, want %d", len(acked), len(evs))
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 30s")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -1,0 +1,13 @@
+package poll
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests when a goroutine outlives them: the
+// package starts workers, and each must stop with its context or Close.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
