@@ -49,18 +49,30 @@ and delivers and records what was read (up to --drain-timeout); a second
 signal exits at once. Non-regular files (FIFOs, sockets) in a directory are
 skipped with a warning.
 
+A long replay can be split over several processes or pods with --partition
+i/n (0 <= i < n): part i reads only the objects whose key (within its bucket
+or directory) hashes to i modulo n (FNV-1a), whatever the listing order and
+however the export grows, so the n parts together read every object once.
+Each part has its own state (the partition is part of the replay's identity):
+rerun part i to resume it alone. --partition index/n takes i from
+$JOB_COMPLETION_INDEX, as each pod of a Kubernetes Indexed Job has it (the
+Helm chart's replay.parallelism). Events keep their order within an object,
+as with --concurrency; objects are not ordered among themselves either way.
+
 Examples:
   consumer replay --from 2024-02-01 --to 2024-02-03 s3://onewelcome-export/public/
   consumer replay gs://ocff-acme-prd-public-events-export-bucket/ --from 2024-02-01T00 --to 2024-02-02
   consumer replay --dry-run ./exports
+  consumer replay --partition 1/3 s3://onewelcome-export/public/   # the second of three parts
   consumer replay --sink stdout ./exports | jq .type
 
 Exit codes: 0 everything replayed (a rerun of a finished replay too);
 1 "nothing to replay": no object matched the layout and window, or the
 objects read held no event in the window and no earlier run (per the state)
-delivered any; the message names each URL, its layout and the window. Also 1
-when an object could not be read to its end (the others were replayed) or the
-run failed; 2 usage or configuration error (including a fulfillmenttools
+delivered any (for a part of a split replay, only the former: its objects
+may be few or none); the message names each URL, its layout and the
+window. Also 1 when an object could not be read to its end (the others were
+replayed) or the run failed; 2 usage or configuration error (including a fulfillmenttools
 export with no tenant); 3 AWS refused the credentials; 4 a Kafka topic is
 missing and was not created (the state keeps only what was delivered: rerun
 once the topic exists).
@@ -81,6 +93,7 @@ type replayFlags struct {
 	gcsKeyFile          string
 	maxEvent, maxRecord int
 	drain               time.Duration
+	partition           string
 }
 
 func runReplay(ctx context.Context, args []string, io stdio, getenv func(string) string) int {
@@ -97,9 +110,10 @@ func runReplay(ctx context.Context, args []string, io stdio, getenv func(string)
 	fs.StringVar(&f.lateness, "lateness", "auto", "how long after an event occurred it may be filed under a later folder; auto: the layout's (firehose 1h, daily 24h, infobip 1h)")
 	fs.IntVar(&f.concurrency, "concurrency", 4, "objects read at once")
 	fs.Float64Var(&f.rate, "rate", 0, "most events per second (0: no limit), so a backfill does not starve live consumers")
-	fs.StringVar(&f.stateFile, "state", "", "progress file (default $XDG_STATE_HOME/eventrelay/replay-<hash of URLs and window>.json, or under ~/.local/state/eventrelay/)")
+	fs.StringVar(&f.stateFile, "state", "", "progress file (default $XDG_STATE_HOME/eventrelay/replay-<hash of URLs and window>[-part-<i>-of-<n>].json, or under ~/.local/state/eventrelay/)")
 	fs.BoolVar(&f.restart, "restart", false, "ignore earlier progress and replay everything again")
-	fs.BoolVar(&f.dryRun, "dry-run", false, "list the objects that would be read, and stop")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "list the objects that would be read (only the part's, with --partition), and stop")
+	fs.StringVar(&f.partition, "partition", "", "read only part i of n of the objects: i/n (0 <= i < n), or index/n for i from $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job); each part keeps its own state (default: the whole replay)")
 	fs.StringVar(&f.gcsKeyFile, "gcs-key-file", "", "GCS service-account key file, e.g. the one fulfillmenttools hands out; no other credential type is accepted (default: application default credentials — GOOGLE_APPLICATION_CREDENTIALS, workload identity)")
 	fs.IntVar(&f.maxEvent, "max-event-size", envelope.DefaultMaxEventSize, "reject events larger than this many bytes")
 	fs.IntVar(&f.maxRecord, "max-record-size", envelope.DefaultMaxRecordSize, "reject records larger than this many bytes")
@@ -166,6 +180,9 @@ func (f replayFlags) job(urls []string, getenv func(string) string) (config.Conf
 	j := &replay.Job{URLs: urls, Tenant: f.tenant, Concurrency: f.concurrency, RateLimit: f.rate, State: f.stateFile,
 		Restart: f.restart, ProgressTimeout: f.progressTimeout, GCSKeyFile: f.gcsKeyFile, MaxEventSize: f.maxEvent, MaxRecordSize: f.maxRecord, DrainTimeout: f.drain, Getenv: getenv}
 	var err error
+	if j.Partition, err = replay.ParsePartition(f.partition, getenv); err != nil {
+		return config.Config{}, nil, fmt.Errorf("--partition %w", err)
+	}
 	if f.from != "" {
 		if j.Window.From, err = replay.ParseTime(f.from); err != nil {
 			return config.Config{}, nil, fmt.Errorf("--from: %w", err)

@@ -11,10 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/eventrelay/eventrelay/internal/config"
+	"github.com/eventrelay/eventrelay/internal/replay"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -272,6 +274,96 @@ func TestMonitoringFiles(t *testing.T) {
 	for _, p := range dash.Panels {
 		if len(p.Targets) == 0 || p.Targets[0].Expr == "" {
 			t.Errorf("panel %q has no query", p.Title)
+		}
+	}
+}
+
+// replayJob renders the chart with the replay Job enabled and the values
+// in extra (YAML under replay:), and returns the Job.
+func replayJob(t *testing.T, extra string) *batchv1.Job {
+	t.Helper()
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	doc := "replay:\n  enabled: true\n  urls: [s3://onewelcome-export/public/]\n  from: \"2024-02-01\"\n" + extra
+	if err := os.WriteFile(values, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	jobs := render(t, values)["Job"]
+	if len(jobs) != 1 {
+		t.Fatalf("%d Jobs rendered, want the replay Job", len(jobs))
+	}
+	return jobs[0].(*batchv1.Job)
+}
+
+// TestChartReplayParallelism: replay.parallelism 1 (the default) renders
+// the single-pod Job as before; 3 renders an Indexed Job of 3 completions
+// whose pods run --partition index/3 with the completion index in
+// $JOB_COMPLETION_INDEX and a state file per index, which the binary's own
+// parser reads as part i of 3; replay.maxParallel caps the pods at once;
+// the schema refuses a parallelism below 1.
+func TestChartReplayParallelism(t *testing.T) {
+	arg := func(c corev1.Container, flag string) (string, bool) {
+		for _, a := range c.Args {
+			if v, ok := strings.CutPrefix(a, flag+"="); ok {
+				return v, true
+			}
+		}
+		return "", false
+	}
+
+	one := replayJob(t, "")
+	c := one.Spec.Template.Spec.Containers[0]
+	if one.Spec.CompletionMode != nil || one.Spec.Completions != nil || one.Spec.Parallelism != nil || len(c.Env) != 0 {
+		t.Errorf("parallelism 1: completionMode %v, completions %v, parallelism %v, env %v; want the plain Job", one.Spec.CompletionMode, one.Spec.Completions, one.Spec.Parallelism, c.Env)
+	}
+	if p, ok := arg(c, "--partition"); ok {
+		t.Errorf("parallelism 1 passes --partition=%s", p)
+	}
+	if s, _ := arg(c, "--state"); s != "/var/lib/eventrelay/replay-state.json" {
+		t.Errorf("parallelism 1: --state=%s, want the state file of before", s)
+	}
+
+	for _, tc := range []struct {
+		values      string
+		parallelism int32
+	}{{"  parallelism: 3\n", 3}, {"  parallelism: 3\n  maxParallel: 2\n", 2}, {"  parallelism: 3\n  maxParallel: 5\n", 3}} {
+		job := replayJob(t, tc.values)
+		c := job.Spec.Template.Spec.Containers[0]
+		if job.Spec.CompletionMode == nil || *job.Spec.CompletionMode != batchv1.IndexedCompletion || job.Spec.Completions == nil || *job.Spec.Completions != 3 ||
+			job.Spec.Parallelism == nil || *job.Spec.Parallelism != tc.parallelism {
+			t.Errorf("%q: completionMode %v, completions %v, parallelism %v; want Indexed, 3, %d", tc.values, job.Spec.CompletionMode, job.Spec.Completions, job.Spec.Parallelism, tc.parallelism)
+			continue
+		}
+		spec, _ := arg(c, "--partition")
+		state, _ := arg(c, "--state")
+		if spec != "index/3" || state != "/var/lib/eventrelay/replay-state-$(JOB_COMPLETION_INDEX).json" {
+			t.Errorf("%q: --partition=%s --state=%s, want index/3 and a state file per index", tc.values, spec, state)
+		}
+		var index *corev1.EnvVar
+		for i := range c.Env {
+			if c.Env[i].Name == replay.IndexEnv {
+				index = &c.Env[i]
+			}
+		}
+		if index == nil || index.ValueFrom == nil || index.ValueFrom.FieldRef == nil ||
+			index.ValueFrom.FieldRef.FieldPath != "metadata.annotations['batch.kubernetes.io/job-completion-index']" {
+			t.Errorf("%q: env %+v, want %s from the completion-index annotation (so $(%s) in the args expands)", tc.values, c.Env, replay.IndexEnv, replay.IndexEnv)
+		}
+		for i := range 3 {
+			p, err := replay.ParsePartition(spec, func(k string) string {
+				if k == replay.IndexEnv {
+					return strconv.Itoa(i)
+				}
+				return ""
+			})
+			if err != nil || p != (replay.Partition{Index: i, Count: 3}) {
+				t.Errorf("--partition=%s in the pod of index %d: %v, %v", spec, i, p, err)
+			}
+		}
+	}
+
+	for _, bad := range []string{"replay.parallelism=0", "replay.maxParallel=-1"} {
+		if out, err := helm(t, "template", "rel", chart, "--set", "replay.enabled=true", "--set", "replay.urls[0]=s3://b/p/", "--set", bad); err == nil || !strings.Contains(out, strings.Split(bad, "=")[0][len("replay."):]) {
+			t.Errorf("--set %s: want the schema to refuse it, got %v\n%s", bad, err, out)
 		}
 	}
 }

@@ -55,6 +55,11 @@ type Job struct {
 	// part of the replay's identity: progress made toward one target is
 	// never taken for another's.
 	Target string
+	// Partition makes the job one part of a replay split over several
+	// processes: it reads only the objects PartOf assigns to it. The part
+	// is part of the replay's identity (each part has its own state).
+	// Default (zero): the whole replay.
+	Partition Partition
 
 	// AWS and Role open S3 buckets; GCSKeyFile GCS ones (default:
 	// application default credentials).
@@ -110,12 +115,17 @@ type Planned struct {
 
 // Plan lists what the job would read, without reading it. Objects named by
 // two URLs (a directory given twice, spelled differently) are read once.
+// A part (Partition) keeps the objects assigned to it, after that: every
+// part sees the same first occurrence of an object.
 func (j *Job) Plan(ctx context.Context) (*Planned, error) {
+	if err := j.Partition.validate(); err != nil {
+		return nil, &invalidError{err}
+	}
 	p := &Planned{}
 	seen := map[string]bool{}
-	n := 0
+	listed, n := 0, 0
 	for _, u := range j.URLs {
-		src, where, err := j.planURL(ctx, u, p)
+		src, up, err := j.planURL(ctx, u)
 		if err != nil {
 			return nil, err
 		}
@@ -123,39 +133,67 @@ func (j *Job) Plan(ctx context.Context) (*Planned, error) {
 		for _, o := range src.Objects {
 			if id := src.Store.Name() + "/" + o.Key; !seen[id] {
 				seen[id] = true
-				objs = append(objs, o)
+				up.listed++
+				if j.Partition.Has(o.Key) {
+					objs = append(objs, o)
+				}
 			}
 		}
 		src.Objects = objs
+		listed += up.listed
 		n += len(objs)
+		j.describe(p, u, up, src)
 		p.Sources = append(p.Sources, src)
-		p.Where = append(p.Where, where)
+		p.Where = append(p.Where, up.where())
+	}
+	if listed == 0 {
+		return p, &NothingToReplay{fmt.Sprintf("no object matched the window %s (%s); check --layout, --from and --to, or run with --dry-run", j.Window, strings.Join(p.Found, "; "))}
 	}
 	if n == 0 {
-		return p, &NothingToReplay{fmt.Sprintf("no object matched the window %s (%s); check --layout, --from and --to, or run with --dry-run", j.Window, strings.Join(p.Found, "; "))}
+		log := j.logger()
+		log.Warn().Int("objects_listed", listed).Msg("this part has no object: the other parts read them all")
 	}
 	return p, nil
 }
 
-// planURL plans one URL: its source and its location for the state file.
-func (j *Job) planURL(ctx context.Context, u string, p *Planned) (Source, string, error) {
+// urlPlan is what planning one URL found.
+type urlPlan struct {
+	loc    Location
+	layout Layout
+	format envelope.Format
+	tenant string
+	late   time.Duration
+	// matched counts the objects of the layout and window under the URL;
+	// listed those no earlier URL named (before the partition keeps its
+	// part).
+	matched int
+	listed  int
+}
+
+// where names the URL's part of the replay in the state file.
+func (u urlPlan) where() string {
+	return u.loc.String() + "|" + string(u.layout) + "|" + string(u.format) + "|" + u.tenant + "|" + u.late.String()
+}
+
+// planURL plans one URL: its source and what it found.
+func (j *Job) planURL(ctx context.Context, u string) (Source, urlPlan, error) {
 	loc, err := ParseLocation(u)
 	if err != nil {
-		return Source{}, "", &invalidError{err}
+		return Source{}, urlPlan{}, &invalidError{err}
 	}
 	if loc.Scheme == "file" {
 		if loc.Bucket, err = filepath.Abs(loc.Bucket); err != nil {
-			return Source{}, "", invalid("resolving %s: %w", u, err)
+			return Source{}, urlPlan{}, invalid("resolving %s: %w", u, err)
 		}
 	}
 	store, err := j.openStore(ctx, loc)
 	if err != nil {
-		return Source{}, "", err
+		return Source{}, urlPlan{}, err
 	}
 	late := j.Lateness
 	found, objs, err := Plan(ctx, store, loc.Prefix, j.Layout, j.Window, late)
 	if err != nil {
-		return Source{}, "", fmt.Errorf("planning %s: %w", loc, err)
+		return Source{}, urlPlan{}, fmt.Errorf("planning %s: %w", loc, err)
 	}
 	if late < 0 {
 		late = found.DefaultLateness()
@@ -166,23 +204,42 @@ func (j *Job) planURL(ctx context.Context, u string, p *Planned) (Source, string
 	}
 	tenant, err := j.sourceTenant(loc, found, format)
 	if err != nil {
-		return Source{}, "", err
+		return Source{}, urlPlan{}, err
 	}
+	return Source{Store: store, Objects: objs, Format: format, Tenant: tenant}, urlPlan{loc: loc, layout: found, format: format, tenant: tenant, late: late, matched: len(objs)}, nil
+}
+
+// describe logs what a URL's plan holds and adds it to p's Found and
+// Lines (a part's own objects only).
+func (j *Job) describe(p *Planned, u string, up urlPlan, src Source) {
 	var size int64
-	for _, o := range objs {
+	for _, o := range src.Objects {
 		size += o.Size
 	}
-	j.Log.Info().Str("source", loc.String()).Str("layout", string(found)).Str("format", string(format)).Str("tenant", tenant).
-		Str("lateness", late.String()).Str("window", j.Window.String()).Int("objects", len(objs)).Int64("bytes", size).Msg("planned")
-	if len(objs) == 0 {
-		j.Log.Warn().Str("source", loc.String()).Str("layout", string(found)).Str("window", j.Window.String()).Msg("no object matched the layout and window")
+	part := ""
+	if j.Partition.Split() {
+		part = fmt.Sprintf(" (part %s of %d objects)", j.Partition, up.listed)
 	}
-	p.Found = append(p.Found, fmt.Sprintf("%s: layout %s, %d objects", u, found, len(objs)))
-	p.Lines = append(p.Lines, fmt.Sprintf("# %s: layout %s, format %s, tenant %q, lateness %s, %d objects, %d bytes", loc, found, format, tenant, late, len(objs), size))
-	for _, o := range objs {
-		p.Lines = append(p.Lines, fmt.Sprintf("%s/%s\t%d", store.Name(), o.Key, o.Size))
+	log := j.logger()
+	log.Info().Str("source", up.loc.String()).Str("layout", string(up.layout)).Str("format", string(up.format)).Str("tenant", up.tenant).
+		Str("lateness", up.late.String()).Str("window", j.Window.String()).Int("objects", len(src.Objects)).Int64("bytes", size).Msg("planned")
+	if up.matched == 0 {
+		log.Warn().Str("source", up.loc.String()).Str("layout", string(up.layout)).Str("window", j.Window.String()).Msg("no object matched the layout and window")
 	}
-	return Source{Store: store, Objects: objs, Format: format, Tenant: tenant}, loc.String() + "|" + string(found) + "|" + string(format) + "|" + tenant + "|" + late.String(), nil
+	p.Found = append(p.Found, fmt.Sprintf("%s: layout %s, %d objects%s", u, up.layout, len(src.Objects), part))
+	p.Lines = append(p.Lines, fmt.Sprintf("# %s: layout %s, format %s, tenant %q, lateness %s, %d objects, %d bytes%s", up.loc, up.layout, up.format, up.tenant, up.late, len(src.Objects), size, part))
+	for _, o := range src.Objects {
+		p.Lines = append(p.Lines, fmt.Sprintf("%s/%s\t%d", src.Store.Name(), o.Key, o.Size))
+	}
+}
+
+// logger is the job's logger, naming the part of a split replay
+// ("partition": "i/n").
+func (j *Job) logger() zerolog.Logger {
+	if !j.Partition.Split() {
+		return j.Log
+	}
+	return j.Log.With().Str("partition", j.Partition.String()).Logger()
 }
 
 // sourceTenant is the job's tenant, or the fulfillmenttools tenant named
@@ -222,7 +279,7 @@ func (j *Job) openStore(ctx context.Context, loc Location) (Store, error) {
 	if st, err := os.Stat(loc.Bucket); err != nil || !st.IsDir() {
 		return nil, invalid("%s is not a directory", loc.Bucket)
 	}
-	return DirStore{Root: loc.Bucket, Log: j.Log}, nil
+	return DirStore{Root: loc.Bucket, Log: j.logger()}, nil
 }
 
 // StatePath is the job's progress file: State, or a file named after the
@@ -255,13 +312,22 @@ func (j *Job) StatePath(p *Planned) (string, error) {
 		return "", invalid("creating the replay state directory: %w", err)
 	}
 	h := sha1.Sum([]byte(strings.Join(j.identity(p), "\n")))
-	return filepath.Join(dir, "replay-"+hex.EncodeToString(h[:6])+".json"), nil
+	name := "replay-" + hex.EncodeToString(h[:6])
+	if j.Partition.Split() {
+		name += fmt.Sprintf("-part-%d-of-%d", j.Partition.Index, j.Partition.Count)
+	}
+	return filepath.Join(dir, name+".json"), nil
 }
 
 // identity names the replay in its state file: what it reads, and where
-// and how the events go.
+// and how the events go; for a part of a split replay, which part (so
+// parts never share progress, and a part never takes the whole replay's).
 func (j *Job) identity(p *Planned) []string {
-	return append(append([]string{}, p.Where...), "window "+j.Window.String(), "target "+j.Target)
+	id := append(append([]string{}, p.Where...), "window "+j.Window.String(), "target "+j.Target)
+	if j.Partition.Split() {
+		id = append(id, "partition "+j.Partition.String()+" by FNV-1a of the key")
+	}
+	return id
 }
 
 // Run plans the job and replays it into s, keeping progress in the state
@@ -282,14 +348,16 @@ func (j *Job) Run(ctx context.Context, s sink.Sink) (Summary, error) {
 		return Summary{}, &invalidError{err}
 	}
 	defer unlock()
-	j.Log.Info().Str("state", path).Bool("restart", j.Restart).Msg("replay state")
+	log := j.logger()
+	log.Info().Str("state", path).Bool("restart", j.Restart).Msg("replay state")
 	state, err := LoadState(path, j.identity(p), j.Window, j.Restart)
 	if err != nil {
 		return Summary{}, &invalidError{err}
 	}
 	r := NewRunner(Options{Window: j.Window, Tenant: j.Tenant, Concurrency: j.Concurrency, InFlight: j.InFlight,
 		BatchSize: j.BatchSize, RateLimit: j.RateLimit, MaxEventSize: j.MaxEventSize, MaxRecordSize: j.MaxRecordSize,
-		DrainTimeout: j.DrainTimeout}, s, state, j.Log)
+		DrainTimeout: j.DrainTimeout}, s, state, log)
+	r.Progress.Partition = j.Partition.String()
 	r.Progress.Register(j.Registry)
 	r.Progress.StallAfter = j.ProgressTimeout
 	r.Metrics = pipeline.NewMetrics(j.Registry)
@@ -300,15 +368,22 @@ func (j *Job) Run(ctx context.Context, s sink.Sink) (Summary, error) {
 		if out == nil {
 			out = io.Discard
 		}
-		r.Progress.Report(progCtx, out, j.TTY, j.Log)
+		r.Progress.Report(progCtx, out, j.TTY, log)
 		close(done)
 	}()
 	sum, runErr := r.Run(ctx, p.Sources)
 	stopProg()
 	<-done
-	j.logSummary(ctx, sum, runErr, path)
+	j.logSummary(ctx, log, sum, runErr, path)
 	if runErr == nil && sum.Events == 0 && sum.Dead == 0 && sum.Earlier == 0 {
-		return sum, &NothingToReplay{fmt.Sprintf("%d object(s) read, none held an event in the window %s (%s)", sum.Objects, j.Window, strings.Join(p.Found, "; "))}
+		nothing := &NothingToReplay{fmt.Sprintf("%d object(s) read, none held an event in the window %s (%s)", sum.Objects, j.Window, strings.Join(p.Found, "; "))}
+		if j.Partition.Split() {
+			// The other parts may deliver: only all of them together can
+			// say the replay had nothing to send.
+			log.Warn().Str("detail", nothing.Detail).Msg("this part delivered nothing; the other parts may")
+			return sum, nil
+		}
+		return sum, nothing
 	}
 	return sum, runErr
 }
@@ -316,7 +391,7 @@ func (j *Job) Run(ctx context.Context, s sink.Sink) (Summary, error) {
 // logSummary logs how the run ended: "replay finished", "replay
 // interrupted" (ctx ended: what was read was delivered and recorded) or
 // "replay stopped" (a topic is missing).
-func (j *Job) logSummary(ctx context.Context, s Summary, runErr error, statePath string) {
+func (j *Job) logSummary(ctx context.Context, log zerolog.Logger, s Summary, runErr error, statePath string) {
 	msg := "replay finished"
 	switch {
 	case ctx.Err() != nil:
@@ -328,7 +403,7 @@ func (j *Job) logSummary(ctx context.Context, s Summary, runErr error, statePath
 	if s.Elapsed > 0 {
 		rate = float64(s.Events) / s.Elapsed.Seconds()
 	}
-	j.Log.Info().Int("objects", s.Objects).Int("objects_already_done", s.Skipped).Int("objects_failed", s.Failed).
+	log.Info().Int("objects", s.Objects).Int("objects_already_done", s.Skipped).Int("objects_failed", s.Failed).
 		Int64("events", s.Events).Int64("dead_letters", s.Dead).Int64("outside_window", s.Outside).Int64("bytes", s.Bytes).
 		Str("elapsed", s.Elapsed.Round(time.Millisecond).String()).Float64("events_per_s", rate).Str("state", statePath).Msg(msg)
 }

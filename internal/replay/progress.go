@@ -21,6 +21,10 @@ type Progress struct {
 	// StallAfter: Report warns when the run makes no progress for this
 	// long (default DefaultStallAfter).
 	StallAfter time.Duration
+	// Partition names the part of a split replay ("i/n"); Register then
+	// labels every series with it, and the terminal line shows it. Default
+	// "": the whole replay, no label.
+	Partition string
 }
 
 // DefaultStallAfter is how long a replay may make no progress before it
@@ -32,8 +36,12 @@ func (p *Progress) since(now time.Time) time.Duration {
 	return now.Sub(time.Unix(0, p.moved.Load()))
 }
 
-// Register exposes the progress as Prometheus metrics.
+// Register exposes the progress as Prometheus metrics, labelled
+// partition="i/n" for a part of a split replay.
 func (p *Progress) Register(reg prometheus.Registerer) {
+	if p.Partition != "" {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"partition": p.Partition}, reg)
+	}
 	f := func(name, help string, v *atomic.Int64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
 	}
@@ -107,7 +115,11 @@ func (p *Progress) report(w io.Writer, tty bool, log zerolog.Logger, elapsed tim
 		eta = (time.Duration(float64(total-done) / (float64(done) / el) * float64(time.Second))).Round(time.Second).String()
 	}
 	if tty {
-		fmt.Fprintf(w, "\r\033[Kobjects %d/%d  %s/%s  %.0f events/s  ETA %s",
+		part := ""
+		if p.Partition != "" {
+			part = "part " + p.Partition + "  "
+		}
+		fmt.Fprintf(w, "\r\033[K%sobjects %d/%d  %s/%s  %.0f events/s  ETA %s", part,
 			p.objectsDone.Load(), p.objectsTotal.Load(), human(done), human(total), rate, eta)
 		return
 	}
