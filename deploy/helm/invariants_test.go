@@ -51,7 +51,7 @@ func (c combo) String() string {
 		return "-"
 	}
 	return strings.Join([]string{on(c.stream, "stream"), on(c.replay, "replay"), on(c.monitoring, "monitoring"),
-		on(c.extras, "secrets+pdb"), on(c.customPort, "port9090"), on(c.longDrain, "drain120")}, "_")
+		on(c.extras, "secrets+pdb+parts3"), on(c.customPort, "port9090"), on(c.longDrain, "drain120")}, "_")
 }
 
 func (c combo) values() map[string]any {
@@ -63,7 +63,11 @@ func (c combo) values() map[string]any {
 		"podDisruptionBudget": map[string]any{"enabled": c.extras},
 	}
 	if c.replay {
-		v["replay"] = map[string]any{"enabled": true, "urls": []string{"s3://onewelcome-export/public/"}, "from": "2024-02-01"}
+		r := map[string]any{"enabled": true, "urls": []string{"s3://onewelcome-export/public/"}, "from": "2024-02-01"}
+		if c.extras {
+			r["parallelism"] = 3
+		}
+		v["replay"] = r
 	}
 	if c.extras {
 		v["secrets"] = map[string]any{
@@ -177,6 +181,21 @@ func checkInvariants(t *testing.T, c combo, objs map[string][]any) {
 	for _, o := range objs["Job"] {
 		j := o.(*batchv1.Job)
 		pods = append(pods, podTemplate{"Job " + j.Name, j.Spec.Template})
+		var drain time.Duration
+		for _, a := range j.Spec.Template.Spec.Containers[0].Args {
+			if v, ok := strings.CutPrefix(a, "--drain-timeout="); ok {
+				drain, _ = time.ParseDuration(v)
+			}
+		}
+		if drain != wantDrain {
+			t.Errorf("replay Job --drain-timeout %s, want drainTimeoutSeconds (%s)", drain, wantDrain)
+		}
+		if g := j.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second < drain+5*time.Second {
+			t.Errorf("replay Job terminationGracePeriodSeconds %v does not cover its drain %s", g, drain)
+		}
+		if c.extras && (j.Spec.CompletionMode == nil || *j.Spec.CompletionMode != batchv1.IndexedCompletion || *j.Spec.Completions != 3) {
+			t.Errorf("replay.parallelism 3 did not render an Indexed Job of 3: %+v", j.Spec)
+		}
 	}
 	for _, p := range pods {
 		for _, ct := range p.spec.Spec.Containers {
