@@ -23,7 +23,11 @@ func sampleRSS(pid int) *rssSampler {
 		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if kb := vmHWM(pid); kb > s.peakKB.Load() {
+			kb := vmHWM(pid)
+			if kb == 0 {
+				return // the process has exited (a zombie has no VmHWM either)
+			}
+			if kb > s.peakKB.Load() {
 				s.peakKB.Store(kb)
 			}
 			select {
