@@ -25,6 +25,9 @@ type SigningProxy struct {
 	used     map[string]int
 	rejected []string
 	fault    func(target string) (status int, body string, ok bool)
+	// recording and calls: see RecordCalls.
+	recording bool
+	calls     []Call
 }
 
 // SetFault installs a fault injector: for each correctly signed request it
@@ -60,6 +63,9 @@ func NewSigningProxy(t testing.TB, target string, sts *STS) *SigningProxy {
 		}
 		fault := p.fault
 		p.mu.Unlock()
+		if err == nil {
+			p.record(r, body, akid)
+		}
 		if fault != nil && err == nil {
 			if status, body, ok := fault(r.Header.Get("X-Amz-Target")); ok {
 				w.Header().Set("Content-Type", "application/x-amz-json-1.1")

@@ -23,6 +23,10 @@ import (
 type Issued struct {
 	AccessKeyID, Secret, Token string
 	Expires                    time.Time // zero: never
+	// Role is the role the server issued the credentials for (the RoleArn
+	// of the AssumeRole or AssumeRoleWithWebIdentity call); empty for
+	// credentials it only accepts.
+	Role string
 }
 
 // STSCall is one request the STS server answered.
@@ -137,7 +141,7 @@ func (s *STS) serve(w http.ResponseWriter, r *http.Request) {
 
 func (s *STS) issue(w http.ResponseWriter, call STSCall, action, role, session string) {
 	s.mu.Lock()
-	k := Issued{AccessKeyID: "ASIA" + randHex(8), Secret: randHex(20), Token: "token-" + randHex(16), Expires: time.Now().Add(s.Lifetime).UTC()}
+	k := Issued{AccessKeyID: "ASIA" + randHex(8), Secret: randHex(20), Token: "token-" + randHex(16), Expires: time.Now().Add(s.Lifetime).UTC(), Role: role}
 	s.keys[k.AccessKeyID] = k
 	s.mu.Unlock()
 	s.record(call, http.StatusOK)
