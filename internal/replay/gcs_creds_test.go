@@ -44,10 +44,7 @@ func TestGCSKeyFileMustBeServiceAccount(t *testing.T) {
 			if err := os.WriteFile(path, data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			c, err := NewGCSClient(context.Background(), path)
-			if c != nil {
-				defer c.Close()
-			}
+			_, _, err := NewGCSClient(context.Background(), path)
 			if f.ok && err != nil {
 				t.Fatalf("a service-account key was refused: %v", err)
 			}

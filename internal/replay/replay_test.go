@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/storage"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -26,7 +25,6 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/rs/zerolog"
-	"google.golang.org/api/option"
 )
 
 var day1 = time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC)
@@ -148,11 +146,12 @@ func gcsStore(t *testing.T, bucket string, x exportSet, encode func(key string) 
 	}
 	t.Cleanup(srv.Stop)
 	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
-	c, err := storage.NewClient(context.Background(), option.WithEndpoint(srv.URL()+"/storage/v1/"), option.WithoutAuthentication())
+	t.Setenv("STORAGE_EMULATOR_HOST", srv.URL())
+	svc, hc, err := NewGCSClient(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return GCSStore{Client: c, Bucket: bucket}
+	return GCSStore{Service: svc, HTTP: hc, Bucket: bucket}
 }
 
 type ioDiscard struct{}
