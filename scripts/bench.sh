@@ -145,6 +145,10 @@ EVENTRELAY_BENCH_EVENTS=${EVENTRELAY_BENCH_EVENTS:-20000} "${streamcmd[@]}" | te
   echo "The drain figures are bounded by the emulator, a single-threaded Node"
   echo "process that sits at 100% CPU while the consumer idles: they do not"
   echo "measure eventrelay's ceiling (see the replay figures for that)."
+  echo "StreamLatencyEFO reads with enhanced fan-out through internal/awstest's"
+  echo "SubscribeToShard endpoint, which reads the emulator every 50 ms while a"
+  echo "shard is caught up in place of Kinesis's push: it measures eventrelay's"
+  echo "enhanced fan-out path, not AWS's propagation delay."
   echo
   echo '```'
   grep -E '^Benchmark' "$streamout"

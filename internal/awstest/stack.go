@@ -24,6 +24,8 @@ type Stack struct {
 	DynamoDBProxy *SigningProxy
 	// Kinesis and DynamoDB are the emulator processes (to pause them).
 	Kinesis, DynamoDB *Emulator
+	// FanOut serves SubscribeToShard once StartFanOut put it in front.
+	FanOut *FanOut
 }
 
 // StartStack starts the stack for t.

@@ -1,8 +1,10 @@
 // Package awstest provides real-protocol AWS stand-ins for tests: an STS
 // server speaking the AssumeRole query/XML protocol (no emulator exists
 // for it here), a SigV4-verifying reverse proxy to put in front of the
-// Kinesis and DynamoDB emulators, and starters for those emulators
-// (kinesis-local and dynalite from npm, installed under localstack/emulators).
+// Kinesis and DynamoDB emulators, starters for those emulators
+// (kinesis-local and dynalite from npm, installed under localstack/emulators),
+// and FanOut, which serves SubscribeToShard (enhanced fan-out) in front of
+// kinesis-local.
 package awstest
 
 import (

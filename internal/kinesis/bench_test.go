@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/eventrelay/eventrelay/internal/awstest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -105,11 +106,27 @@ func BenchmarkStreamDrain(b *testing.B) {
 // BenchmarkStreamLatency puts 2,000 events/s (5 per record) on a 4-shard
 // stream for EVENTRELAY_BENCH_SECONDS (default 15) with the default
 // settings and reports put-to-Kafka latency percentiles.
-func BenchmarkStreamLatency(b *testing.B) {
+func BenchmarkStreamLatency(b *testing.B) { streamLatency(b, false) }
+
+// BenchmarkStreamLatencyEFO is BenchmarkStreamLatency reading with
+// enhanced fan-out, through awstest.FanOut: its subscriptions read the
+// emulator every 50 ms while caught up (FanOutOptions.PollInterval), which
+// stands for Kinesis's push (AWS quotes ~70 ms propagation for enhanced
+// fan-out).
+func BenchmarkStreamLatencyEFO(b *testing.B) { streamLatency(b, true) }
+
+func streamLatency(b *testing.B, fanOut bool) {
 	seconds := envInt("EVENTRELAY_BENCH_SECONDS", 15)
 	for range b.N {
-		e := newEnv(b, 4)
-		s, _ := e.worker(b, "lat", func(c *Config) { c.IdleBetweenReads, c.FailoverTime = 0, 0 }) // defaults, but a quick first lease
+		var e *env
+		mod := func(c *Config) { c.IdleBetweenReads, c.FailoverTime = 0, 0 } // defaults, but a quick first lease
+		if fanOut {
+			e, _ = efoEnv(b, 4, awstest.FanOutOptions{})
+			mod = efo(mod)
+		} else {
+			e = newEnv(b, 4)
+		}
+		s, _ := e.worker(b, "lat", mod)
 		deadline := time.Now().Add(30 * time.Second)
 		for s.LeasesHeld() < 4 && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)

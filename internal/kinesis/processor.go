@@ -32,6 +32,11 @@ type processor struct {
 	halted bool
 	shard  string
 	log    zerolog.Logger
+	// gen pairs the processor with its KCL shard consumer (see monitor).
+	gen int
+	// lost is set when the lease is gone (renewal failed, or the KCL
+	// dropped the shard without Shutdown): nothing is checkpointed after.
+	lost atomic.Bool
 	// called is when KCL last called the processor (unix nanos): it does
 	// after every read, records or none, so a stale value means the reads
 	// stall (or the processor is blocked in delivery; see progress).
@@ -63,11 +68,17 @@ func (p *processor) Initialize(in *kcl.InitializationInput) {
 // overlaps delivery. KCL cannot take an error: when delivery fails for
 // good, the processor halts — nothing later is checkpointed — and the
 // worker stops; the records are read again by the next owner of the shard.
+//
+// With enhanced fan-out, the lease is kept meanwhile (keepLease), and a
+// batch that caught up with the stream is delivered and checkpointed before
+// returning: the next event may be a heartbeat seconds away, and the
+// checkpoint should not wait for it.
 func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	p.touch()
 	if p.halted {
 		return
 	}
+	defer p.keepLease()()
 	p.s.m.setBehind(p.shard, in.MillisBehindLatest)
 	if len(in.Records) == 0 {
 		p.halt(p.pl.Collect(p.ctx))
@@ -95,7 +106,7 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	u.Events, u.Errors = res.Events, res.Errors
 	last, n, cp, start := in.Records[len(in.Records)-1].SequenceNumber, len(in.Records), in.Checkpointer, time.Now()
 	u.Ack = func(ctx context.Context, a pipeline.Acked) error {
-		if p.checkpoint(ctx, cp, last) {
+		if !p.lost.Load() && p.checkpoint(ctx, cp, last) {
 			p.s.m.records.Add(float64(n))
 			p.s.m.events.Add(float64(a.Events))
 			p.s.m.deliverSeconds.Observe(time.Since(start).Seconds())
@@ -104,6 +115,12 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	}
 	if p.halt(p.pl.Submit(p.ctx, u)) {
 		return
+	}
+	if p.s.cfg.EnhancedFanOut {
+		if in.MillisBehindLatest == 0 {
+			p.halt(p.pl.Flush(p.ctx))
+		}
+		return // Kinesis pushes: no reads to pace
 	}
 	p.pace(in)
 }
@@ -167,12 +184,13 @@ func (p *processor) checkpoint(ctx context.Context, c kcl.IRecordProcessorCheckp
 // must not checkpoint: what is in flight is read again by the new owner.
 func (p *processor) Shutdown(in *kcl.ShutdownInput) {
 	defer p.s.setActive(p, false)
+	defer p.keepLease()()
 	p.s.m.behind.DeleteLabelValues(p.shard)
 	if in.ShutdownReason != kcl.ZOMBIE && !p.halted && p.pl != nil {
 		p.halt(p.pl.Flush(p.ctx))
 	}
 	switch {
-	case in.ShutdownReason == kcl.ZOMBIE:
+	case in.ShutdownReason == kcl.ZOMBIE, p.lost.Load():
 		p.log.Warn().Msg("lease lost; not checkpointing")
 	case p.halted:
 		p.log.Warn().Msg("delivery had failed; not checkpointing")

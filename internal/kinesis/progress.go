@@ -33,8 +33,12 @@ func (s *Stream) progress(now time.Time) []shardProgress {
 	}
 	s.mu.Unlock()
 	out := make([]shardProgress, 0, len(procs))
+	reading := "reading records from Kinesis (GetRecords)"
+	if s.cfg.EnhancedFanOut {
+		reading = "reading records from Kinesis (SubscribeToShard)"
+	}
 	for _, p := range procs {
-		sp := shardProgress{shard: p.shard, stalled: now.Sub(time.Unix(0, p.called.Load())), waiting: "reading records from Kinesis (GetRecords)"}
+		sp := shardProgress{shard: p.shard, stalled: now.Sub(time.Unix(0, p.called.Load())), waiting: reading}
 		if p.pl != nil {
 			if age, what := p.pl.Waiting(now); age > sp.stalled {
 				sp.stalled, sp.waiting = age, "delivery to Kafka"

@@ -39,9 +39,16 @@ type env struct {
 	sink  *sink.Kafka
 }
 
-func newEnv(t testing.TB, shards int32) *env {
+func newEnv(t testing.TB, shards int32) *env { return newEnvWith(t, shards, nil) }
+
+// newEnvWith is newEnv with setup run on the stack before the clients are
+// built (to put a FanOut in front of Kinesis, say).
+func newEnvWith(t testing.TB, shards int32, setup func(*awstest.Stack)) *env {
 	t.Helper()
 	st := awstest.StartStack(t)
+	if setup != nil {
+		setup(st)
+	}
 	ac := assumerole.Config{Region: "us-east-1", Endpoints: assumerole.Endpoints{STS: st.STS.URL, Kinesis: st.KinesisURL, DynamoDB: st.DynamoDBURL}}
 	cfg, _, err := assumerole.Load(context.Background(), ac, assumerole.Role{RoleARN: st.Role, ExternalID: secret.String(st.ExternalID)})
 	if err != nil {

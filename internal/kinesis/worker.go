@@ -19,6 +19,7 @@ import (
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
 	kclcfg "github.com/vmware/vmware-go-kcl-v2/clientlibrary/config"
 	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
+	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/worker"
 )
 
@@ -45,6 +46,16 @@ type Stream struct {
 
 	mu     sync.Mutex
 	active map[string]*processor // shards with a live processor
+	// started and ended count the KCL's shard consumers per shard (see
+	// monitor).
+	started, ended map[string]int
+	retired        int // processors retired without Shutdown
+	leases         *leaseTable
+
+	// consumerARN is the enhanced fan-out consumer, once registered.
+	consumerARN string
+	// subscriptionIdle ends a silent subscription (subscriptionIdleTimeout).
+	subscriptionIdle time.Duration
 
 	// fatal receives the first error no retry can mend (a missing Kafka
 	// topic); Run then drains and returns it.
@@ -64,7 +75,8 @@ func New(cfg Config, clients Clients, s sink.Sink, log zerolog.Logger, reg prome
 		return nil, fmt.Errorf("source.kinesis: building the record decoder: %w", err)
 	}
 	st := &Stream{cfg: cfg, clients: clients, sink: s, log: log.With().Str("stream", cfg.Stream).Logger(),
-		m: newMetrics(reg), pm: pipeline.NewMetrics(reg), active: map[string]*processor{}, fatal: make(chan error, 1)}
+		m: newMetrics(reg), pm: pipeline.NewMetrics(reg), active: map[string]*processor{}, fatal: make(chan error, 1),
+		started: map[string]int{}, ended: map[string]int{}, subscriptionIdle: subscriptionIdleTimeout}
 	st.parents.s = st
 	if reg != nil {
 		reg.MustRegister(newProgressCollector(st))
@@ -134,9 +146,18 @@ func (s *Stream) fail(err error) {
 	}
 }
 
+// ConsumerARN is the enhanced fan-out consumer the worker reads with, once
+// Run registered it (empty when polling).
+func (s *Stream) ConsumerARN() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.consumerARN
+}
+
 func (s *Stream) setActive(p *processor, on bool) {
 	s.mu.Lock()
 	if on {
+		p.gen = s.started[p.shard]
 		s.active[p.shard] = p
 	} else if s.active[p.shard] == p {
 		delete(s.active, p.shard)
@@ -153,16 +174,29 @@ func (s *Stream) Run(ctx context.Context) error {
 	if err := EnsureLeaseTable(ctx, s.clients.DynamoDB, s.cfg.LeaseTable); err != nil {
 		return err
 	}
-	if _, err := s.clients.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(s.cfg.Stream)}); err != nil {
+	sum, err := s.clients.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(s.cfg.Stream)})
+	if err != nil {
 		return fmt.Errorf("describing stream %s (Kinesis DescribeStreamSummary): %w", s.cfg.Stream, err)
+	}
+	kc := s.clients.Kinesis
+	if s.cfg.EnhancedFanOut {
+		arn, err := s.registerConsumer(ctx, aws.ToString(sum.StreamDescriptionSummary.StreamARN))
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.consumerARN = arn
+		s.mu.Unlock()
+		kc = fanOutClient(kc, s.subscriptionIdle)
 	}
 	// deliverCtx outlives ctx by the drain timeout so the batch in hand can
 	// still be delivered and checkpointed during a graceful stop.
 	deliverCtx, cancelDeliver := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeliver()
+	s.leases = &leaseTable{Checkpointer: checkpoint.NewDynamoCheckpoint(s.kclConfig()).WithDynamoDB(s.clients.DynamoDB), shards: map[string]*par.ShardStatus{}}
 	w := worker.NewWorker(&factory{s: s, ctx: deliverCtx, stop: ctx}, s.kclConfig()).
-		WithKinesis(s.clients.Kinesis).
-		WithCheckpointer(checkpoint.NewDynamoCheckpoint(s.kclConfig()).WithDynamoDB(s.clients.DynamoDB))
+		WithKinesis(kc).
+		WithCheckpointer(s.leases)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting the KCL worker: %w", err)
 	}
@@ -214,7 +248,7 @@ func (s *Stream) kclConfig() *kclcfg.KinesisClientLibConfiguration {
 		// acknowledged since the last batch without waiting for new records.
 		WithCallProcessRecordsEvenForEmptyRecordList(true).
 		WithLogger(kclLogger{s.log}).
-		WithMonitoringService(s.m)
+		WithMonitoringService(monitor{s.m, s})
 	if c.MaxLeasesForWorker > 0 {
 		k = k.WithMaxLeasesForWorker(c.MaxLeasesForWorker)
 	}
@@ -227,7 +261,10 @@ func (s *Stream) kclConfig() *kclcfg.KinesisClientLibConfiguration {
 	default:
 		k = k.WithInitialPositionInStream(kclcfg.TRIM_HORIZON)
 	}
-	if c.EnhancedFanOut {
+	switch {
+	case c.EnhancedFanOut && s.consumerARN != "":
+		k = k.WithEnhancedFanOutConsumerARN(s.consumerARN) // registered by Run (efo.go)
+	case c.EnhancedFanOut:
 		k = k.WithEnhancedFanOutConsumerName(c.ConsumerName)
 	}
 	return k

@@ -16,8 +16,8 @@ import (
 	"github.com/eventrelay/eventrelay/internal/retry"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
-	htransport "google.golang.org/api/transport/http"
 	storage "google.golang.org/api/storage/v1"
+	htransport "google.golang.org/api/transport/http"
 )
 
 // GCSStore reads a Google Cloud Storage bucket through the JSON API
