@@ -1,11 +1,17 @@
 package main
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/eventrelay/eventrelay/internal/assumerole"
+	"github.com/eventrelay/eventrelay/internal/kinesis"
+	"github.com/eventrelay/eventrelay/internal/sink"
 )
 
 // TestConfigCheckValidatesWhatTheFileConfigures: a poll-only file used to
@@ -86,5 +92,22 @@ func TestConfigCheckPrintsEffectiveValues(t *testing.T) {
 				t.Errorf("config check output differs from %s:\n%s", golden, got)
 			}
 		})
+	}
+}
+
+// TestExitCodes: startup errors map to the documented exit codes.
+func TestExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("registering: %w", kinesis.ErrConsumerLimit), exitUsage},
+		{fmt.Errorf("topic: %w", sink.ErrTopicMissing), exitTopicMissing},
+		{fmt.Errorf("assume: %w", assumerole.ErrAccessDenied), exitCredentials},
+		{errors.New("anything else"), exitBadInput},
+	} {
+		if got := exitFor(tc.err); got != tc.want {
+			t.Errorf("exitFor(%v) = %d, want %d", tc.err, got, tc.want)
+		}
 	}
 }

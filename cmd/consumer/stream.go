@@ -31,7 +31,8 @@ Examples:
   EVENTRELAY_SOURCE_KINESIS_STREAM=onewelcome-events consumer stream --brokers kafka:9092
   consumer stream --config dev.yaml --sink stdout        # dry run: print instead of producing
 
-Exit codes: 0 drained cleanly, 1 failed, 2 configuration error, 3 AWS refused the credentials,
+Exit codes: 0 drained cleanly, 1 failed, 2 configuration error (also: the stream already has
+its 20 enhanced fan-out consumers), 3 AWS refused the credentials,
 4 a Kafka topic is missing and was not created (see README: topics that do not exist yet).
 
 Flags:

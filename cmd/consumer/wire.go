@@ -8,6 +8,7 @@ import (
 	"github.com/eventrelay/eventrelay/internal/app"
 	"github.com/eventrelay/eventrelay/internal/assumerole"
 	"github.com/eventrelay/eventrelay/internal/config"
+	"github.com/eventrelay/eventrelay/internal/kinesis"
 	"github.com/eventrelay/eventrelay/internal/replay"
 	"github.com/eventrelay/eventrelay/internal/sink"
 )
@@ -64,7 +65,7 @@ func (f *commonFlags) load(getenv func(string) string) (config.Config, error) {
 func exitFor(err error) int {
 	var ce *app.ConfigError
 	switch {
-	case errors.As(err, &ce), errors.Is(err, replay.ErrInvalid):
+	case errors.As(err, &ce), errors.Is(err, replay.ErrInvalid), errors.Is(err, kinesis.ErrConsumerLimit):
 		return exitUsage
 	case errors.Is(err, assumerole.ErrAccessDenied):
 		return exitCredentials
