@@ -31,24 +31,29 @@ import (
 // partExport is a OneWelcome Firehose export: 24 hour folders with two
 // objects each (one gzip), 40 events per object, keyed by 7 aggregates.
 // It returns the objects by key.
-func partExport() map[string][]byte {
+func partExport() map[string][]byte { return partExportSized(24, 2, 8) }
+
+// partExportSized is partExport with hours hour folders (from 2024-02-01),
+// files objects per folder and envelopes of 5 events per object; every
+// second object is gzip.
+func partExportSized(hours, files, envelopes int) map[string][]byte {
 	objs := map[string][]byte{}
 	n := 0
-	for h := range 24 {
-		hour := time.Date(2024, 2, 1, h, 0, 0, 0, time.UTC)
-		for f := range 2 {
+	for h := range hours {
+		hour := time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(h) * time.Hour)
+		for f := range files {
 			var b bytes.Buffer
-			for e := range 8 {
+			for e := range envelopes {
 				var evs []string
 				for range 5 {
 					evs = append(evs, fmt.Sprintf(`{"metadata":{"eventId":"pt-%05d","type":"UserSignedInEvent","category":"public","aggregateId":"a%d","tenantId":"t","occurredTime":"%s"},"payload":{"n":%d}}`,
-						n, n%7, hour.Add(time.Duration(e*7+f)*time.Minute).Format(time.RFC3339Nano), n))
+						n, n%7, hour.Add(time.Duration(e*7+f)*time.Second).Format(time.RFC3339Nano), n))
 					n++
 				}
 				fmt.Fprintf(&b, `{"events":[%s]}`+"\n", strings.Join(evs, ","))
 			}
 			data := b.Bytes()
-			if f == 1 {
+			if f%2 == 1 {
 				var z bytes.Buffer
 				zw := gzip.NewWriter(&z)
 				zw.Write(data)
