@@ -244,8 +244,9 @@ func TestFanOutSubscribeToShard(t *testing.T) {
 			t.Errorf("subscription ended %q, want %q", subs[len(subs)-1].End, EndShardEnd)
 		}
 		// A child's starting sequence number is a valid continuation too.
+		// The records are written first: under load the puts could take
+		// longer than the compressed 1 s subscription.
 		child := children[0]
-		sub = e.subscribe(t, arn, aws.ToString(child.ShardId), types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: child.SequenceNumberRange.StartingSequenceNumber})
 		var want []string
 		for i := 0; len(want) < 2 && i < 50; i++ {
 			out, err := e.kc.PutRecord(context.Background(), &kinesis.PutRecordInput{StreamName: aws.String("split"), Data: []byte("c"), PartitionKey: aws.String(fmt.Sprint(i))})
@@ -256,6 +257,7 @@ func TestFanOutSubscribeToShard(t *testing.T) {
 				want = append(want, aws.ToString(out.SequenceNumber))
 			}
 		}
+		sub = e.subscribe(t, arn, aws.ToString(child.ShardId), types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: child.SequenceNumberRange.StartingSequenceNumber})
 		if got := recordSeqs(events(t, sub, gotRecords(len(want)))); !equal(got, want) {
 			t.Errorf("child after its starting sequence number: records %v, want %v", got, want)
 		}
