@@ -62,24 +62,25 @@ type Position struct {
 
 // String renders the position for logs and Kafka headers, e.g.
 // "shardId-000000000001/4959...:2" or "2024-02-01/000.json.gz:17@2048#0".
-func (p Position) String() string {
-	var b strings.Builder
+func (p Position) String() string { return string(p.Append(make([]byte, 0, 64))) }
+
+// Append appends the String form of p to dst.
+func (p Position) Append(dst []byte) []byte {
 	if p.Shard != "" || p.Sequence != "" {
-		b.WriteString(p.Shard)
-		b.WriteByte('/')
-		b.WriteString(p.Sequence)
+		dst = append(dst, p.Shard...)
+		dst = append(dst, '/')
+		dst = append(dst, p.Sequence...)
 	} else {
-		b.WriteString(p.Object)
+		dst = append(dst, p.Object...)
 		if p.Line > 0 {
-			b.WriteByte(':')
-			b.WriteString(strconv.FormatInt(p.Line, 10))
+			dst = append(dst, ':')
+			dst = strconv.AppendInt(dst, p.Line, 10)
 		}
-		b.WriteByte('@')
-		b.WriteString(strconv.FormatInt(p.Offset, 10))
+		dst = append(dst, '@')
+		dst = strconv.AppendInt(dst, p.Offset, 10)
 	}
-	b.WriteByte('#')
-	b.WriteString(strconv.Itoa(p.Index))
-	return b.String()
+	dst = append(dst, '#')
+	return strconv.AppendInt(dst, int64(p.Index), 10)
 }
 
 // Event is one normalized vendor event.

@@ -147,8 +147,12 @@ type pending struct {
 func (k *Kafka) Deliver(ctx context.Context, b *Batch) error {
 	start := time.Now()
 	msgs := make([]pending, 0, b.Len())
+	var a *arena
+	if len(b.Events) > 0 {
+		a = newArena(len(b.Events), &b.Events[0])
+	}
 	for i := range b.Events {
-		msgs = k.appendEvent(msgs, &b.Events[i], b)
+		msgs = k.appendEvent(msgs, &b.Events[i], b, a)
 	}
 	for i := range b.Dead {
 		msgs = append(msgs, pending{msg: k.deadMessage(&b.Dead[i])})

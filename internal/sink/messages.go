@@ -19,12 +19,12 @@ func messageSize(m *kafka.Message) int {
 // appendEvent turns an event into its message per the contract: key = the
 // ordering key, value = the raw event, headers = event metadata. An event
 // too large for Kafka becomes a dead letter instead.
-func (k *Kafka) appendEvent(msgs []pending, e *envelope.Event, b *Batch) []pending {
+func (k *Kafka) appendEvent(msgs []pending, e *envelope.Event, b *Batch, a *arena) []pending {
 	m := kafka.Message{
 		Topic:   k.router.Topic(e),
-		Key:     []byte(e.Key),
+		Key:     a.bytes(e.Key),
 		Value:   e.Raw,
-		Headers: eventHeaders(make([]kafka.Header, 0, 8), e),
+		Headers: eventHeaders(a, e),
 	}
 	if size := messageSize(&m); size > k.cfg.MaxMessageBytes {
 		b.Dead = append(b.Dead, DeadLetter{Format: e.Source, Kind: string(envelope.KindTooLarge),

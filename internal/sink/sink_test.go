@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eventrelay/eventrelay/internal/envelope"
+	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl/plain"
 )
 
@@ -225,5 +227,28 @@ func TestSASLPasswordFile(t *testing.T) {
 				t.Fatalf("mechanism %#v, %v", m, err)
 			}
 		})
+	}
+}
+
+// TestArenaSlicesSurviveGrowth: keys and header values handed out by an
+// arena keep their bytes when later events make the arena grow.
+func TestArenaSlicesSurviveGrowth(t *testing.T) {
+	a := newArena(1, nil) // far too small: it grows many times
+	type built struct {
+		key  []byte
+		hdrs []kafka.Header
+		ev   envelope.Event
+	}
+	var all []built
+	for i := range 500 {
+		ev := envelope.Event{ID: fmt.Sprintf("id-%d", i), Key: fmt.Sprintf("key-%d", i), Type: "T", Source: "onewelcome",
+			Tenant: strings.Repeat("t", i%7), Pos: envelope.Position{Object: "o.json", Line: int64(i + 1), Offset: int64(i * 100), Index: i % 10}}
+		all = append(all, built{a.bytes(ev.Key), eventHeaders(a, &ev), ev})
+	}
+	for _, b := range all {
+		want := eventHeaders(nil, &b.ev)
+		if string(b.key) != b.ev.Key || fmt.Sprint(b.hdrs) != fmt.Sprint(want) {
+			t.Fatalf("event %s: key %q headers %v, want %q %v", b.ev.ID, b.key, b.hdrs, b.ev.Key, want)
+		}
 	}
 }
