@@ -35,8 +35,9 @@ const (
 // allocations per batch instead of several per event. A slice handed out
 // stays valid when a later append moves the arena (it keeps the old array).
 type arena struct {
-	hdrs []kafka.Header
-	buf  []byte
+	hdrs  []kafka.Header
+	buf   []byte
+	topic topicMemo
 }
 
 // newArena sizes an arena for events like first (nil: a small one).

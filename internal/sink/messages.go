@@ -21,7 +21,7 @@ func messageSize(m *kafka.Message) int {
 // too large for Kafka becomes a dead letter instead.
 func (k *Kafka) appendEvent(msgs []pending, e *envelope.Event, b *Batch, a *arena) []pending {
 	m := kafka.Message{
-		Topic:   k.router.Topic(e),
+		Topic:   k.router.topicMemo(e, &a.topic),
 		Key:     a.bytes(e.Key),
 		Value:   e.Raw,
 		Headers: eventHeaders(a, e),

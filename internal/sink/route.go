@@ -90,6 +90,36 @@ func (r *Router) Topic(e *envelope.Event) string {
 	return t
 }
 
+// topicMemo remembers the last topic a Router built and the field values
+// it was built from: the events of a batch mostly share them, and the
+// template is then not rendered (nor allocated) again per event. One memo
+// per goroutine.
+type topicMemo struct {
+	vals  [8]string
+	topic string
+	ok    bool
+}
+
+// topicMemo is Topic, answered from m when e's template fields equal the
+// previous event's.
+func (r *Router) topicMemo(e *envelope.Event, m *topicMemo) string {
+	if r.static || len(r.parts) > len(m.vals) {
+		return r.Topic(e)
+	}
+	same := m.ok
+	var vals [8]string
+	for i, p := range r.parts {
+		if p.field != "" {
+			vals[i] = fieldValue(e, p.field)
+			same = same && vals[i] == m.vals[i]
+		}
+	}
+	if !same {
+		m.vals, m.topic, m.ok = vals, r.Topic(e), true
+	}
+	return m.topic
+}
+
 func fieldValue(e *envelope.Event, f string) string {
 	switch f {
 	case "source":

@@ -60,6 +60,25 @@ func TestRouter(t *testing.T) {
 			t.Errorf("%q: topic = %q, want %q", tc.template, got, tc.want)
 		}
 	}
+	// The memo a delivery uses answers as Topic, whatever came before.
+	var evs []*envelope.Event
+	for _, tc := range tests {
+		if tc.wantErr == "" {
+			evs = append(evs, tc.ev, tc.ev)
+		}
+	}
+	for _, tc := range tests {
+		r, err := NewRouter(tc.template, "fallback")
+		if err != nil {
+			continue
+		}
+		var m topicMemo
+		for _, e := range evs {
+			if got, want := r.topicMemo(e, &m), r.Topic(e); got != want {
+				t.Errorf("%q: memo says %q for %+v, Topic %q", tc.template, got, e, want)
+			}
+		}
+	}
 }
 
 func TestKafkaConfigValidate(t *testing.T) {
