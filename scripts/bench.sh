@@ -150,6 +150,10 @@ EVENTRELAY_BENCH_EVENTS=${EVENTRELAY_BENCH_EVENTS:-20000} "${streamcmd[@]}" | te
   echo "shard is caught up in place of Kinesis's push: it measures eventrelay's"
   echo "enhanced fan-out path, not AWS's propagation delay."
   echo
+  echo "| read path | p50 ms | p99 ms | max ms |"
+  echo "|---|---|---|---|"
+  awk '/^BenchmarkStreamLatency/ { name = ($1 ~ /EFO/) ? "enhanced fan-out (SubscribeToShard)" : "polling (GetRecords)"; for (i=2; i<=NF; i++) { if ($(i)=="p50_ms") p50=$(i-1); if ($(i)=="p99_ms") p99=$(i-1); if ($(i)=="max_ms") mx=$(i-1) }; printf "| %s | %.0f | %.0f | %.0f |\n", name, p50, p99, mx }' "$streamout"
+  echo
   echo '```'
   grep -E '^Benchmark' "$streamout"
   echo '```'
