@@ -164,6 +164,15 @@ func (r *rig) checkKCL(docs map[string]*policy, recorded map[string]bool) {
 	t := r.t
 	kcl := kclActions(t)
 	t.Logf("operations in the KCL's source (worker, checkpoint): %s", strings.Join(sortedKeys(kcl), ", "))
+	for action, why := range bypassed {
+		if !kcl[action] {
+			t.Errorf("bypassed lists %s, which the KCL's source does not call", action)
+		}
+		if recorded[action] || grantsAction(docs, action) {
+			t.Errorf("%s is bypassed (%s) but a path recorded it or a document grants it", action, why)
+		}
+		delete(kcl, action)
+	}
 	for _, action := range sortedKeys(kcl) {
 		if !grantsAction(docs, action) {
 			t.Errorf("the KCL calls %s (found in its source) but no document of deploy/iam grants it", action)

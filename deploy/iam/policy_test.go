@@ -14,7 +14,10 @@ package iam_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/eventrelay/eventrelay/internal/testwait"
 )
 
 // The documents, and which principal each one governs.
@@ -50,6 +54,12 @@ var serviceSide = map[string]string{
 // here.
 var notExercised = map[string]string{}
 
+// bypassed are operations in the KCL's source that eventrelay keeps from
+// running, so no document grants them and no path may record them.
+var bypassed = map[string]string{
+	"kinesis:DescribeStream": "only the KCL's own enhanced fan-out registration calls it; internal/kinesis/efo.go registers the consumer and hands the KCL its ARN, so that code never runs",
+}
+
 // noPermission are requests IAM does not authorize.
 var noPermission = map[string]string{
 	"sts:GetCallerIdentity": "needs no permission and cannot be denied (consumer credentials prints who it is)",
@@ -60,7 +70,7 @@ var noPermission = map[string]string{
 func TestPoliciesAllowExactlyWhatTheCodeCalls(t *testing.T) {
 	start := time.Now()
 	r := newRig(t)
-	runs := []run{r.credentialsPath(), r.replayPath(), r.streamPath(), r.backfillPath(), r.efoPath(), r.shardGonePath()}
+	runs := []run{r.credentialsPath(), r.replayPath(), r.streamPath(), r.backfillPath(), r.efoPath(), r.efoLimitPath(), r.shardGonePath()}
 	t.Logf("stack, build and paths took %s", time.Since(start).Round(100*time.Millisecond))
 	r.check(runs)
 }
@@ -142,7 +152,56 @@ func (r *rig) efoPath() run {
 			"EVENTRELAY_SOURCE_KINESIS_CONSUMER_NAME="+consumerName), "stream")
 		p.waitLogs("a SubscribeToShard request", func(l string) bool { return strings.Contains(l, "subscribe to shard") })
 		p.stop() // the shard consumer failed; how the drain ends does not matter here
-	}).expect("kinesis:DescribeStream", "kinesis:DescribeStreamConsumer", "kinesis:RegisterStreamConsumer", "kinesis:SubscribeToShard")
+	}).expect("kinesis:DescribeStreamConsumer", "kinesis:RegisterStreamConsumer", "kinesis:SubscribeToShard")
+}
+
+// efoLimitPath: the stream already has its 20 enhanced fan-out consumers.
+// The worker's registration is refused (LimitExceededException, which AWS
+// also answers to a registration rate), so it lists the consumers to tell
+// the limit apart, and exits 2 naming it.
+func (r *rig) efoLimitPath() run {
+	const stream = "iam-efo-limit"
+	r.createStream(stream, 1)
+	r.fillConsumers(stream, 20)
+	return r.record("stream (enhanced fan-out, consumer limit reached)", stream, stream, func() {
+		p := r.start(r.streamEnv(stream, stream, "EVENTRELAY_SOURCE_KINESIS_ENHANCED_FAN_OUT=true",
+			"EVENTRELAY_SOURCE_KINESIS_CONSUMER_NAME="+consumerName), "stream")
+		var ee *exec.ExitError
+		if err := p.wait(); !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			r.t.Fatalf("at the consumer limit the worker ended with %v, want exit 2\n%s", err, p.status())
+		}
+	}).expect("kinesis:RegisterStreamConsumer", "kinesis:ListStreamConsumers")
+}
+
+// fillConsumers registers n consumers on stream directly (unrecorded), at
+// most 5 at a time as Kinesis allows, and waits until they are ACTIVE.
+func (r *rig) fillConsumers(stream string, n int) {
+	r.t.Helper()
+	ctx := context.Background()
+	sum, err := r.kin.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	arn := sum.StreamDescriptionSummary.StreamARN
+	for i := 0; i < n; i++ {
+		if _, err := r.kin.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{StreamARN: arn, ConsumerName: aws.String(fmt.Sprintf("other-%02d", i))}); err != nil {
+			r.t.Fatalf("registering consumer %d: %v", i, err)
+		}
+		if i%5 == 4 || i == n-1 {
+			testwait.Until(r.t, 30*time.Second, "the consumers to turn ACTIVE", func() bool {
+				out, err := r.kin.ListStreamConsumers(ctx, &kinesis.ListStreamConsumersInput{StreamARN: arn})
+				if err != nil {
+					return false
+				}
+				for _, c := range out.Consumers {
+					if c.ConsumerStatus != "ACTIVE" {
+						return false
+					}
+				}
+				return len(out.Consumers) == i+1
+			})
+		}
+	}
 }
 
 const consumerName = "relay-efo"
