@@ -32,6 +32,11 @@ type processor struct {
 	halted bool
 	shard  string
 	log    zerolog.Logger
+
+	// released is set once the shard was handed over for balancing
+	// (release): nothing later is delivered or checkpointed.
+	released bool
+
 	// called is when KCL last called the processor (unix nanos): it does
 	// after every read, records or none, so a stale value means the reads
 	// stall (or the processor is blocked in delivery; see progress).
@@ -65,7 +70,7 @@ func (p *processor) Initialize(in *kcl.InitializationInput) {
 // worker stops; the records are read again by the next owner of the shard.
 func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	p.touch()
-	if p.halted {
+	if p.halted || p.release() {
 		return
 	}
 	p.s.m.setBehind(p.shard, in.MillisBehindLatest)
@@ -166,6 +171,11 @@ func (p *processor) checkpoint(ctx context.Context, c kcl.IRecordProcessorCheckp
 // then checkpoints SHARD_END so the children start. ZOMBIE (lease lost)
 // must not checkpoint: what is in flight is read again by the new owner.
 func (p *processor) Shutdown(in *kcl.ShutdownInput) {
+	if p.released {
+		// Handed over: the next owner reads on from the checkpoint, also
+		// when the shard ended (TERMINATE) meanwhile.
+		return
+	}
 	defer p.s.setActive(p, false)
 	p.s.m.behind.DeleteLabelValues(p.shard)
 	if in.ShutdownReason != kcl.ZOMBIE && !p.halted && p.pl != nil {
