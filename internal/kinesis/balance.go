@@ -73,19 +73,30 @@ type shedding struct {
 	since time.Time
 }
 
+// handOverDelay separates a shard's last checkpoint from the release of
+// its lease (a hand-over or a graceful stop). The KCL's loop reads a
+// shard's checkpoint and then, in a separate call, takes the lease,
+// writing back the checkpoint it read: had the release and a checkpoint
+// just before it fallen between the two, the taker would put the older
+// checkpoint back and deliver a batch twice. The library releases right
+// after the last checkpoint; this makes that window a quarter second.
+const handOverDelay = 250 * time.Millisecond
+
 // balancer decides which leases this worker takes and gives up.
 type balancer struct {
 	s  *Stream
 	id string
 	m  balanceMetrics
 
-	mu       sync.Mutex
-	v        *view     // last reading of the table (nil: none usable)
-	readAt   time.Time // when v was read
-	held     map[string]bool
-	shed     map[string]*shedding
-	reported string // the last balance logged
-	failures int    // ticks failed in a row
+	mu     sync.Mutex
+	v      *view     // last reading of the table (nil: none usable)
+	readAt time.Time // when v was read
+	held   map[string]bool
+	shed   map[string]*shedding
+	// checkpointed is when each shard was last checkpointed.
+	checkpointed map[string]time.Time
+	reported     string // the last balance logged
+	failures     int    // ticks failed in a row
 }
 
 type balanceMetrics struct {
@@ -108,7 +119,8 @@ func newBalancer(s *Stream, reg prometheus.Registerer) *balancer {
 	if reg != nil {
 		reg.MustRegister(m.moves, m.live, m.share)
 	}
-	return &balancer{s: s, id: s.cfg.WorkerID, m: m, held: map[string]bool{}, shed: map[string]*shedding{}}
+	return &balancer{s: s, id: s.cfg.WorkerID, m: m, held: map[string]bool{}, shed: map[string]*shedding{},
+		checkpointed: map[string]time.Time{}}
 }
 
 // A heartbeat keeps a worker live for failover_time, as a lease does, and
@@ -311,7 +323,8 @@ func (b *balancer) wrap(c checkpoint.Checkpointer) checkpoint.Checkpointer {
 }
 
 // GetLease takes a lease (a shard this worker does not hold) when the
-// balance allows, and renews one unless it is being given up.
+// balance allows, and renews one unless it is being given up and its
+// processor is done with it.
 func (l *balancedLeases) GetLease(shard *par.ShardStatus, owner string) error {
 	b := l.b
 	b.mu.Lock()
@@ -336,11 +349,28 @@ func (l *balancedLeases) GetLease(shard *par.ShardStatus, owner string) error {
 	return nil
 }
 
+// CheckpointSequence records when the shard was last checkpointed.
+func (l *balancedLeases) CheckpointSequence(shard *par.ShardStatus) error {
+	err := l.Checkpointer.CheckpointSequence(shard)
+	l.b.mu.Lock()
+	l.b.checkpointed[shard.ID] = time.Now()
+	l.b.mu.Unlock()
+	return err
+}
+
 // RemoveLeaseOwner is the library releasing a lease when a shard's
-// consumer ends (graceful stop, shard end, lost or given-up lease).
+// consumer ends (graceful stop, shard end, lost or given-up lease), at
+// least handOverDelay after the shard's last checkpoint.
 func (l *balancedLeases) RemoveLeaseOwner(shard string) error {
-	err := l.Checkpointer.RemoveLeaseOwner(shard)
 	b := l.b
+	b.mu.Lock()
+	wait := handOverDelay - time.Since(b.checkpointed[shard])
+	delete(b.checkpointed, shard)
+	b.mu.Unlock()
+	if wait > 0 {
+		time.Sleep(wait)
+	}
+	err := l.Checkpointer.RemoveLeaseOwner(shard)
 	b.mu.Lock()
 	sh := b.shed[shard]
 	delete(b.held, shard)

@@ -34,6 +34,8 @@ func (f *fakeLeases) GetLease(s *par.ShardStatus, owner string) error {
 	return f.leaseErr
 }
 
+func (f *fakeLeases) CheckpointSequence(*par.ShardStatus) error { return nil }
+
 func (f *fakeLeases) RemoveLeaseOwner(shard string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -45,7 +47,8 @@ func (f *fakeLeases) RemoveLeaseOwner(shard string) error {
 // the share with the library's "lease not acquired" (so its loop moves
 // on), takes one below it, renews held leases, and fails the renewal of a
 // lease once its processor delivered and checkpointed it; the library's
-// release then counts as a shed move.
+// release then comes handOverDelay after the last checkpoint at the
+// earliest and counts as a shed move.
 func TestLeasesWrapper(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := &Stream{cfg: Config{Stream: "s", WorkerID: "me"}.withDefaults(), log: zerolog.Nop(), m: newMetrics(reg)}
@@ -81,6 +84,10 @@ func TestLeasesWrapper(t *testing.T) {
 	if err := l.GetLease(shard("s2"), "me"); err != nil {
 		t.Fatalf("renewal while flushing: %v", err)
 	}
+	if err := l.CheckpointSequence(shard("s2")); err != nil {
+		t.Fatal(err)
+	}
+	checkpointed := time.Now()
 	b.flushed("s2")
 	err = l.GetLease(shard("s2"), "me")
 	if !errors.As(err, &checkpoint.ErrLeaseNotAcquired{}) || !strings.Contains(err.Error(), releasedMsg) {
@@ -88,6 +95,9 @@ func TestLeasesWrapper(t *testing.T) {
 	}
 	if err := l.RemoveLeaseOwner("s2"); err != nil {
 		t.Fatal(err)
+	}
+	if d := time.Since(checkpointed); d < handOverDelay {
+		t.Errorf("released %s after the last checkpoint, want at least %s", d, handOverDelay)
 	}
 	if got := testutil.ToFloat64(b.m.moves.WithLabelValues("shed")); got != 1 {
 		t.Errorf("shed = %v, want 1", got)
