@@ -104,17 +104,30 @@ func assumedConfig(t *testing.T, st *awstest.Stack) aws.Config {
 // put writes n events in envelopes of 10, returning their ids.
 func (e *relEnv) put(t *testing.T, n int) []string {
 	t.Helper()
+	ids, err := e.putE(n)
+	if err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	return ids
+}
+
+// putE is put for other goroutines than the test's: it returns the error.
+func (e *relEnv) putE(n int) ([]string, error) {
 	var ids []string
 	var entries []types.PutRecordsRequestEntry
-	flush := func() {
+	flush := func() error {
 		if len(entries) == 0 {
-			return
+			return nil
 		}
 		out, err := e.kc.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String(e.stream), Records: entries})
-		if err != nil || aws.ToInt32(out.FailedRecordCount) > 0 {
-			t.Fatalf("put: %v", err)
+		if err != nil {
+			return err
+		}
+		if aws.ToInt32(out.FailedRecordCount) > 0 {
+			return fmt.Errorf("%d records failed", aws.ToInt32(out.FailedRecordCount))
 		}
 		entries = entries[:0]
+		return nil
 	}
 	for i := 0; i < n; i += 10 {
 		var evs []string
@@ -126,11 +139,12 @@ func (e *relEnv) put(t *testing.T, n int) []string {
 		}
 		entries = append(entries, types.PutRecordsRequestEntry{Data: []byte(`{"events":[` + strings.Join(evs, ",") + `]}`), PartitionKey: aws.String(strconv.Itoa(rand.IntN(1 << 30)))})
 		if len(entries) == 200 {
-			flush()
+			if err := flush(); err != nil {
+				return ids, err
+			}
 		}
 	}
-	flush()
-	return ids
+	return ids, flush()
 }
 
 type proc struct {

@@ -64,6 +64,7 @@ func Stream(ctx context.Context, cfg config.Config, out io.Writer, log zerolog.L
 	if err != nil {
 		return &ConfigError{err}
 	}
+	kin.RouteLibraryLogs(log.With().Str("stream", cfg.Source.Kinesis.Stream).Logger())
 	if before != nil {
 		if err := before(ctx, clients, worker, s, srv.Registry()); err != nil {
 			return err

@@ -52,6 +52,7 @@ func TestEnvOverrides(t *testing.T) {
 		"EVENTRELAY_SINK_KAFKA_RETRY_BACKOFF_MAX":         "1m",
 		"EVENTRELAY_SOURCE_KINESIS_ENHANCED_FAN_OUT":      "false",
 		"EVENTRELAY_SOURCE_KINESIS_MAX_LEASES_FOR_WORKER": "4",
+		"EVENTRELAY_SOURCE_KINESIS_BALANCE_LEASES":        "false",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +60,8 @@ func TestEnvOverrides(t *testing.T) {
 	k := c.Source.Kinesis
 	if strings.Join(c.Sink.Kafka.Brokers, ",") != "b:1,c:2" || k.FailoverTime != 3*time.Second || !k.LeaseStealing || k.MaxRecords != 500 ||
 		c.AWS.Region != "eu-central-1" || c.AWS.StreamRole.ExternalID.Reveal() != "from-env" || c.AWS.Endpoints.Kinesis != "http://127.0.0.1:4568" ||
-		k.InitialTimestamp.Year() != 2024 || c.Sink.Kafka.MaxMessageBytes != 2000000 || k.MaxLeasesForWorker != 4 {
+		k.InitialTimestamp.Year() != 2024 || c.Sink.Kafka.MaxMessageBytes != 2000000 || k.MaxLeasesForWorker != 4 ||
+		k.BalanceLeases == nil || *k.BalanceLeases {
 		t.Errorf("overrides not applied: %+v", c)
 	}
 	if _, err := Load(p, env(map[string]string{"EVENTRELAY_SOURCE_KINESIS_FAILOVER_TIME": "soon"})); err == nil ||
@@ -148,6 +150,7 @@ func TestFileErrorsNamePath(t *testing.T) {
 		{"bogus: 1\n", "bogus: unknown field (line 1)"},
 		{"source:\n  kinesis:\n    max_records: many\n", `source.kinesis.max_records: want an integer, got "many" (line 3)`},
 		{"source:\n  kinesis:\n    lease_stealing: sometimes\n", `source.kinesis.lease_stealing: want true or false, got "sometimes" (line 3)`},
+		{"source:\n  kinesis:\n    balance_leases: sometimes\n", `source.kinesis.balance_leases: want true or false, got "sometimes" (line 3)`},
 		{"sink:\n  kafka:\n    brokers: a:9092\n", `sink.kafka.brokers: want a list of strings, got "a:9092" (line 3)`},
 		{"sink:\n  kafka: [a]\n", `sink.kafka: want a mapping of fields, got a list (line 2)`},
 		{"sink:\n  kafka:\n    allow_auto_topic_creation: maybe\n", `sink.kafka.allow_auto_topic_creation: want true or false, got "maybe" (line 3)`},

@@ -41,10 +41,20 @@ type Config struct {
 	// worker may take it. Default 10s.
 	FailoverTime time.Duration `yaml:"failover_time"`
 	// MaxLeasesForWorker caps the shards one worker holds (0: no cap).
+	// With BalanceLeases it stays a cap: the worker's share is at most it,
+	// and the others share the rest.
 	MaxLeasesForWorker int `yaml:"max_leases_for_worker"`
 	// LeaseStealing lets a worker take leases from busier workers so the
-	// shards even out across replicas. Default off.
+	// shards even out across replicas (the library's own mechanism, which
+	// moves leases back and forth). Default off.
 	LeaseStealing bool `yaml:"lease_stealing"`
+	// BalanceLeases evens out the shards across the workers sharing the
+	// lease table: a worker takes leases up to its fair share (open
+	// shards / live workers, rounded up or down) and one above its share
+	// hands leases over gracefully (delivered and checkpointed first) to
+	// one below; an even spread stays put. Default true, or false when
+	// LeaseStealing is on (the two cannot be combined).
+	BalanceLeases *bool `yaml:"balance_leases"`
 	// EnhancedFanOut reads with SubscribeToShard (dedicated throughput per
 	// consumer) instead of polling; ConsumerName names the registration.
 	EnhancedFanOut bool   `yaml:"enhanced_fan_out"`
@@ -110,7 +120,20 @@ func (c Config) WithDefaults() Config {
 	if c.ConsumerName == "" {
 		c.ConsumerName = c.Application
 	}
+	if c.BalanceLeases == nil {
+		on := !c.LeaseStealing
+		c.BalanceLeases = &on
+	}
 	return c
+}
+
+// balance reports whether lease balancing is on (BalanceLeases with its
+// default).
+func (c Config) balance() bool {
+	if c.BalanceLeases == nil {
+		return !c.LeaseStealing
+	}
+	return *c.BalanceLeases
 }
 
 // withDefaults is WithDefaults plus a worker id: the hostname and a random
@@ -150,6 +173,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		bad("initial_position", "want TRIM_HORIZON, LATEST or AT_TIMESTAMP, got %q", c.InitialPosition)
+	}
+	if c.balance() && c.LeaseStealing {
+		bad("balance_leases", "cannot be combined with lease_stealing: both move leases between workers; turn one of them off")
 	}
 	errs = append(errs, c.validateNumbers()...)
 	if _, err := envelope.ParseFormat(string(c.Format)); err != nil {

@@ -11,4 +11,8 @@
 // PROVISIONED 10/10 table), and since ProcessRecords cannot return an
 // error, the record processor blocks and retries until the batch is
 // acknowledged or the process stops, never returning with records skipped.
+// Left to itself it also lets the first worker take every shard; the
+// balancer (balance.go) evens the leases out across workers through the
+// library's checkpointer, handing a shard over only after delivering and
+// checkpointing what it has in flight.
 package kinesis

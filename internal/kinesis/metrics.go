@@ -2,9 +2,14 @@ package kinesis
 
 import (
 	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"github.com/sirupsen/logrus"
 	"github.com/vmware/vmware-go-kcl-v2/logger"
 )
 
@@ -66,8 +71,18 @@ type kclLogger struct{ l zerolog.Logger }
 
 func (k kclLogger) Debugf(f string, a ...any) { k.l.Trace().Msg(fmt.Sprintf(f, a...)) }
 func (k kclLogger) Infof(f string, a ...any)  { k.l.Debug().Msg(fmt.Sprintf(f, a...)) }
-func (k kclLogger) Warnf(f string, a ...any)  { k.l.Warn().Msg(fmt.Sprintf(f, a...)) }
-func (k kclLogger) Errorf(f string, a ...any) { k.l.Error().Msg(fmt.Sprintf(f, a...)) }
+func (k kclLogger) Warnf(f string, a ...any)  { k.at(zerolog.WarnLevel, fmt.Sprintf(f, a...)) }
+func (k kclLogger) Errorf(f string, a ...any) { k.at(zerolog.ErrorLevel, fmt.Sprintf(f, a...)) }
+
+// at logs msg at lvl, or at debug when it reports a lease given up for
+// balancing (the library logs the failed renewal that ends the shard's
+// consumer as an error; here it is the plan, logged by the balancer).
+func (k kclLogger) at(lvl zerolog.Level, msg string) {
+	if strings.Contains(msg, releasedMsg) {
+		lvl = zerolog.DebugLevel
+	}
+	k.l.WithLevel(lvl).Msg(msg)
+}
 
 // Fatalf and Panicf are only reached by library paths eventrelay does not
 // use (it builds its own clients); they log instead of ending the process.
@@ -79,4 +94,38 @@ func (k kclLogger) Panicf(f string, a ...any) {
 }
 func (k kclLogger) WithFields(f logger.Fields) logger.Logger {
 	return kclLogger{k.l.With().Fields(map[string]any(f)).Logger()}
+}
+
+// RouteLibraryLogs sends the KCL's direct logrus lines (the polling
+// consumer logs its lease renewals, and their failures, with logrus's
+// global logger, not the configured one) through log, so that they come
+// out in the process's format and levels. The last call's log wins.
+func RouteLibraryLogs(log zerolog.Logger) {
+	routed.Store(&log)
+	routeOnce.Do(func() {
+		logrus.SetOutput(io.Discard)
+		logrus.AddHook(logrusHook{})
+	})
+}
+
+var (
+	routed    atomic.Pointer[zerolog.Logger]
+	routeOnce sync.Once
+)
+
+type logrusHook struct{}
+
+func (logrusHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (logrusHook) Fire(e *logrus.Entry) error {
+	k := kclLogger{*routed.Load()}
+	switch {
+	case e.Level <= logrus.ErrorLevel:
+		k.Errorf("%s", e.Message)
+	case e.Level == logrus.WarnLevel:
+		k.Warnf("%s", e.Message)
+	default:
+		k.Infof("%s", e.Message)
+	}
+	return nil
 }

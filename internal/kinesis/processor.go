@@ -37,6 +37,11 @@ type processor struct {
 	// lost is set when the lease is gone (renewal failed, or the KCL
 	// dropped the shard without Shutdown): nothing is checkpointed after.
 	lost atomic.Bool
+
+	// released is set once the shard was handed over for balancing
+	// (release): nothing later is delivered or checkpointed.
+	released bool
+
 	// called is when KCL last called the processor (unix nanos): it does
 	// after every read, records or none, so a stale value means the reads
 	// stall (or the processor is blocked in delivery; see progress).
@@ -75,7 +80,7 @@ func (p *processor) Initialize(in *kcl.InitializationInput) {
 // checkpoint should not wait for it.
 func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	p.touch()
-	if p.halted {
+	if p.halted || p.release() {
 		return
 	}
 	defer p.keepLease()()
@@ -183,6 +188,11 @@ func (p *processor) checkpoint(ctx context.Context, c kcl.IRecordProcessorCheckp
 // then checkpoints SHARD_END so the children start. ZOMBIE (lease lost)
 // must not checkpoint: what is in flight is read again by the new owner.
 func (p *processor) Shutdown(in *kcl.ShutdownInput) {
+	if p.released {
+		// Handed over: the next owner reads on from the checkpoint, also
+		// when the shard ended (TERMINATE) meanwhile.
+		return
+	}
 	defer p.s.setActive(p, false)
 	defer p.keepLease()()
 	p.s.m.behind.DeleteLabelValues(p.shard)

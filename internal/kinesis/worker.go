@@ -43,6 +43,8 @@ type Stream struct {
 	parents parents
 	// suppress drops events already delivered by a backfill (nil: none).
 	suppress func(id string) bool
+	// bal evens out the leases across workers (nil: balance_leases off).
+	bal *balancer
 
 	mu     sync.Mutex
 	active map[string]*processor // shards with a live processor
@@ -78,6 +80,9 @@ func New(cfg Config, clients Clients, s sink.Sink, log zerolog.Logger, reg prome
 		m: newMetrics(reg), pm: pipeline.NewMetrics(reg), active: map[string]*processor{}, fatal: make(chan error, 1),
 		started: map[string]int{}, ended: map[string]int{}, subscriptionIdle: subscriptionIdleTimeout}
 	st.parents.s = st
+	if cfg.balance() {
+		st.bal = newBalancer(st, reg)
+	}
 	if reg != nil {
 		reg.MustRegister(newProgressCollector(st))
 	}
@@ -193,7 +198,16 @@ func (s *Stream) Run(ctx context.Context) error {
 	// still be delivered and checkpointed during a graceful stop.
 	deliverCtx, cancelDeliver := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeliver()
-	s.leases = &leaseTable{Checkpointer: checkpoint.NewDynamoCheckpoint(s.kclConfig()).WithDynamoDB(s.clients.DynamoDB), shards: map[string]*par.ShardStatus{}}
+	var cp checkpoint.Checkpointer = checkpoint.NewDynamoCheckpoint(s.kclConfig()).WithDynamoDB(s.clients.DynamoDB)
+	stopBalancing := func() {}
+	if s.bal != nil {
+		cp = s.bal.wrap(cp)
+		stopBalancing = s.balance(ctx)
+		defer stopBalancing()
+	}
+	// The KCL sees the lease table through leaseTable (leases kept while a
+	// batch waits, see keepLease), which sees it through the balancer.
+	s.leases = &leaseTable{Checkpointer: cp, shards: map[string]*par.ShardStatus{}}
 	w := worker.NewWorker(&factory{s: s, ctx: deliverCtx, stop: ctx}, s.kclConfig()).
 		WithKinesis(kc).
 		WithCheckpointer(s.leases)
@@ -211,6 +225,7 @@ func (s *Stream) Run(ctx context.Context) error {
 		s.log.Error().Err(fatal).Msg("stopping the worker: the failed shard is not checkpointed and will be read again after the fix")
 	}
 	s.log.Info().Dur("drain_timeout", s.cfg.DrainTimeout).Msg("draining: finishing in-flight batches, checkpointing, releasing leases")
+	stopBalancing()
 	done := make(chan struct{})
 	go func() {
 		w.Shutdown()
@@ -218,6 +233,11 @@ func (s *Stream) Run(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		if s.bal != nil {
+			leaveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainGrace)
+			s.bal.leave(leaveCtx)
+			cancel()
+		}
 		s.log.Info().Msg("stream worker stopped")
 		return fatal
 	case <-time.After(s.cfg.DrainTimeout):
@@ -243,6 +263,10 @@ func (s *Stream) kclConfig() *kclcfg.KinesisClientLibConfiguration {
 		WithShardSyncIntervalMillis(int(c.ShardSyncInterval.Milliseconds())).
 		WithFailoverTimeMillis(int(c.FailoverTime.Milliseconds())).
 		WithLeaseRefreshPeriodMillis(int(c.FailoverTime.Milliseconds() / 2)).
+		// The polling consumer renews every LeaseRefreshWaitTime (the
+		// library's 2.5s whatever failover_time is): three times per
+		// failover_time, so a lease never lapses by a late renewal.
+		WithLeaseRefreshWaitTime(int(max(c.FailoverTime.Milliseconds()/3, 1))).
 		WithLeaseStealing(c.LeaseStealing).
 		// Idle reads call the processor too, so it checkpoints the units
 		// acknowledged since the last batch without waiting for new records.
