@@ -36,7 +36,6 @@ func TestReliabilityStalledDependency(t *testing.T) {
 		{"Kinesis", func(st *awstest.Stack) *awstest.Emulator { return st.Kinesis }, "reading records from Kinesis"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel() // each has its own stack and broker; most of it is waiting
 			e := newRelEnv(t, 2)
 			ids := e.put(t, size(200, 2000))
 			env := []string{"EVENTRELAY_SOURCE_KINESIS_PROGRESS_TIMEOUT=3s", "EVENTRELAY_SOURCE_KINESIS_DRAIN_TIMEOUT=5s", "EVENTRELAY_SOURCE_KINESIS_IDLE_BETWEEN_READS=100ms"}
