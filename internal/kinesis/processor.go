@@ -80,10 +80,15 @@ func (p *processor) Initialize(in *kcl.InitializationInput) {
 // checkpoint should not wait for it.
 func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	p.touch()
-	if p.halted || p.release() {
+	if p.halted {
 		return
 	}
+	// The lease is kept while a release flushes, too: with Kafka stalled
+	// the flush waits, and the lease must not run out meanwhile.
 	defer p.keepLease()()
+	if p.release() {
+		return
+	}
 	p.s.m.setBehind(p.shard, in.MillisBehindLatest)
 	if len(in.Records) == 0 {
 		p.halt(p.pl.Collect(p.ctx))
