@@ -129,7 +129,10 @@ func BenchmarkReplayDefaults(b *testing.B) {
 		b.StopTimer()
 		addr, _, stop := startKfakeProcess(b, broker)
 		b.StartTimer()
-		cmd := exec.Command(bin, "replay", dir, "--brokers", addr, "--log-level", "warn", "--state", filepath.Join(b.TempDir(), "s.json"))
+		args := []string{"replay", dir, "--brokers", addr, "--log-level", "warn", "--state", filepath.Join(b.TempDir(), "s.json")}
+		// EVENTRELAY_BENCH_ARGS adds flags, to compare a setting with the
+		// defaults (scripts/bench.sh runs the defaults).
+		cmd := exec.Command(bin, append(args, strings.Fields(os.Getenv("EVENTRELAY_BENCH_ARGS"))...)...)
 		el, cpu, rss := measureRun(b, cmd)
 		b.StopTimer()
 		b.ReportMetric(el, "wall_s")
