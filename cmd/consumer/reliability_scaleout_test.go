@@ -4,17 +4,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/eventrelay/eventrelay/internal/awstest"
 	"github.com/eventrelay/eventrelay/internal/kafkatest"
 	"github.com/eventrelay/eventrelay/internal/sink"
-	"github.com/eventrelay/eventrelay/internal/testwait"
 )
 
 // TestReliabilityReplayPartitions: a backfill split into parts run at once
@@ -61,18 +58,7 @@ func TestReliabilityReplayPartitions(t *testing.T) {
 		})
 	}
 	// The killed part is slowed so that the kill lands mid-run.
-	state := filepath.Join(states, fmt.Sprintf("part-%d.json", killed))
-	slow := exec.Command(bin, args(killed, "--rate", "2000")...)
-	slow.Env = env
-	var logs syncBuf
-	slow.Stdout, slow.Stderr = &logs, &logs
-	if err := slow.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { slow.Process.Kill(); slow.Wait() })
-	testwait.Until(t, 60*time.Second, "the part to record an object", func() bool { return len(stateOf(state)) > 0 }, logs.String)
-	slow.Process.Signal(syscall.SIGKILL)
-	slow.Wait()
+	killOnceRecorded(t, env, args(killed, "--rate", "2000"), filepath.Join(states, fmt.Sprintf("part-%d.json", killed)), 60*time.Second)
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {

@@ -244,6 +244,24 @@ func objectLines(dry string) []string {
 	return out
 }
 
+// killOnceRecorded runs the binary with args, waits (at most within) until
+// the replay state file state records a finished object, and kills it
+// with SIGKILL: a kill mid-run when the run is slowed enough (--rate).
+func killOnceRecorded(t *testing.T, env, args []string, state string, within time.Duration) {
+	t.Helper()
+	cmd := exec.Command(consumerBinary(t), args...)
+	cmd.Env = env
+	var logs syncBuf
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	testwait.Until(t, within, "the replay to record an object", func() bool { return len(stateOf(state)) > 0 }, logs.String)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+}
+
 // stateOf reads a replay state file's completed objects (nil when it is
 // not there yet).
 func stateOf(path string) map[string]json.RawMessage {
@@ -301,17 +319,7 @@ func TestReplayPartitionKilledResumesAlone(t *testing.T) {
 	// Part 1, slowed to 50 events/s (its ~500 events would take 10s), is
 	// killed once its state records a finished object.
 	state1 := filepath.Join(states, "part-1.json")
-	slow := exec.Command(consumerBinary(t), part(1, "--rate", "50", "--concurrency", "2")...)
-	slow.Env = env
-	var logs syncBuf
-	slow.Stdout, slow.Stderr = &logs, &logs
-	if err := slow.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { slow.Process.Kill(); slow.Wait() })
-	testwait.Until(t, 15*time.Second, "part 1 to record an object", func() bool { return len(stateOf(state1)) > 0 }, logs.String)
-	slow.Process.Signal(syscall.SIGKILL)
-	slow.Wait()
+	killOnceRecorded(t, env, part(1, "--rate", "50", "--concurrency", "2"), state1, 15*time.Second)
 	if done := len(stateOf(state1)); done >= len(mine) {
 		t.Fatalf("part 1 had finished all %d objects before the kill: not a mid-run kill", done)
 	}

@@ -69,22 +69,30 @@ func strict(doc []byte, v any) error {
 	return dec.Decode(v)
 }
 
+// monitorMeta and scrapeEndpoint are what the Prometheus operator's
+// ServiceMonitor and PodMonitor share.
+type monitorMeta struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels"`
+}
+
+type scrapeEndpoint struct {
+	Port     string `json:"port"`
+	Path     string `json:"path"`
+	Interval string `json:"interval"`
+}
+
+type matchLabels struct {
+	MatchLabels map[string]string `json:"matchLabels"`
+}
+
 type serviceMonitor struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-	Metadata   struct {
-		Name   string            `json:"name"`
-		Labels map[string]string `json:"labels"`
-	} `json:"metadata"`
-	Spec struct {
-		Selector struct {
-			MatchLabels map[string]string `json:"matchLabels"`
-		} `json:"selector"`
-		Endpoints []struct {
-			Port     string `json:"port"`
-			Path     string `json:"path"`
-			Interval string `json:"interval"`
-		} `json:"endpoints"`
+	APIVersion string      `json:"apiVersion"`
+	Kind       string      `json:"kind"`
+	Metadata   monitorMeta `json:"metadata"`
+	Spec       struct {
+		Selector  matchLabels      `json:"selector"`
+		Endpoints []scrapeEndpoint `json:"endpoints"`
 	} `json:"spec"`
 }
 

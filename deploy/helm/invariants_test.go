@@ -19,21 +19,12 @@ import (
 )
 
 type podMonitor struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-	Metadata   struct {
-		Name   string            `json:"name"`
-		Labels map[string]string `json:"labels"`
-	} `json:"metadata"`
-	Spec struct {
-		Selector struct {
-			MatchLabels map[string]string `json:"matchLabels"`
-		} `json:"selector"`
-		PodMetricsEndpoints []struct {
-			Port     string `json:"port"`
-			Path     string `json:"path"`
-			Interval string `json:"interval"`
-		} `json:"podMetricsEndpoints"`
+	APIVersion string      `json:"apiVersion"`
+	Kind       string      `json:"kind"`
+	Metadata   monitorMeta `json:"metadata"`
+	Spec       struct {
+		Selector            matchLabels      `json:"selector"`
+		PodMetricsEndpoints []scrapeEndpoint `json:"podMetricsEndpoints"`
 	} `json:"spec"`
 }
 

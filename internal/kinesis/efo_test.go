@@ -15,8 +15,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/eventrelay/eventrelay/internal/awstest"
@@ -88,20 +86,7 @@ func requireContinuations(t *testing.T, subs []awstest.Subscription) (expired in
 	return expired
 }
 
-func leaseOwners(t *testing.T, e *env) map[string]string {
-	t.Helper()
-	out, err := e.dc.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String("relay-test"), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	owners := map[string]string{}
-	for _, item := range out.Items {
-		if o, ok := item["AssignedTo"].(*ddbtypes.AttributeValueMemberS); ok {
-			owners[item["ShardID"].(*ddbtypes.AttributeValueMemberS).Value] = o.Value
-		}
-	}
-	return owners
-}
+func leaseOwners(t *testing.T, e *env) map[string]string { return leaseColumn(t, e, "AssignedTo") }
 
 // TestEFODeliveryAcrossResubscriptions: with enhanced fan-out and
 // subscriptions that last 1.5 s, events written before and during the run

@@ -73,13 +73,8 @@ func (a *akeneoServer) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"message":"too many requests"}`, http.StatusTooManyRequests)
 		return
 	}
-	q := r.URL.Query()
-	from, err1 := time.Parse(time.RFC3339, q.Get("from"))
-	to, err2 := time.Parse(time.RFC3339, q.Get("to"))
-	page, _ := strconv.Atoi(q.Get("page"))
-	limit, _ := strconv.Atoi(q.Get("limit"))
-	if err1 != nil || err2 != nil || page < 1 || limit < 1 {
-		http.Error(w, `{"message":"bad query"}`, http.StatusBadRequest)
+	from, to, page, limit, ok := logsQuery(w, r)
+	if !ok {
 		return
 	}
 	var sel []map[string]any
@@ -98,6 +93,21 @@ func (a *akeneoServer) serve(w http.ResponseWriter, r *http.Request) {
 	start := min((page-1)*limit, len(sel))
 	end := min(start+limit, len(sel))
 	json.NewEncoder(w).Encode(map[string]any{"data": sel[start:end], "page": page})
+}
+
+// logsQuery reads the Akeneo Event Platform Logs API's query (from, to as
+// RFC 3339, page from 1, limit), answering 400 when it is malformed.
+func logsQuery(w http.ResponseWriter, r *http.Request) (from, to time.Time, page, limit int, ok bool) {
+	q := r.URL.Query()
+	from, err1 := time.Parse(time.RFC3339, q.Get("from"))
+	to, err2 := time.Parse(time.RFC3339, q.Get("to"))
+	page, _ = strconv.Atoi(q.Get("page"))
+	limit, _ = strconv.Atoi(q.Get("limit"))
+	if err1 != nil || err2 != nil || page < 1 || limit < 1 {
+		http.Error(w, `{"message":"bad query"}`, http.StatusBadRequest)
+		return from, to, page, limit, false
+	}
+	return from, to, page, limit, true
 }
 
 func akeneoPoller(t *testing.T, a *akeneoServer, k sink.Sink, state string, token string) *Poller {

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -78,13 +77,8 @@ func (a *logsAPI) serve(w http.ResponseWriter, r *http.Request) {
 	if f := a.before[a.requests]; f != nil {
 		f(a)
 	}
-	q := r.URL.Query()
-	from, err1 := time.Parse(time.RFC3339, q.Get("from"))
-	to, err2 := time.Parse(time.RFC3339, q.Get("to"))
-	page, _ := strconv.Atoi(q.Get("page"))
-	limit, _ := strconv.Atoi(q.Get("limit"))
-	if err1 != nil || err2 != nil || page < 1 || limit < 1 {
-		http.Error(w, `{"message":"bad query"}`, http.StatusBadRequest)
+	from, to, page, limit, ok := logsQuery(w, r)
+	if !ok {
 		return
 	}
 	sort.Slice(a.logs, func(i, j int) bool {

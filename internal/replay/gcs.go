@@ -23,8 +23,7 @@ import (
 // GCSStore reads a Google Cloud Storage bucket through the JSON API
 // (google.golang.org/api/storage/v1). The replay lists and reads objects
 // and nothing else: the JSON API client does that without the gRPC and
-// xDS stack cloud.google.com/go/storage links in (half the binary and
-// ~19 MB of resident memory before the first event; BENCHMARKS.md).
+// xDS stack cloud.google.com/go/storage links into every run of the binary.
 type GCSStore struct {
 	Service *storage.Service
 	// HTTP is the authenticated client the Service uses; object reads go
