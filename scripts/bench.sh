@@ -27,6 +27,16 @@ echo "running: EVENTRELAY_BENCH_PAYLOAD=padded ${defaultscmd[*]}" >&2
 EVENTRELAY_BENCH_PAYLOAD=padded "${defaultscmd[@]}" | tee "$defaultsout" >&2
 echo "running: EVENTRELAY_BENCH_PAYLOAD=realistic ${defaultscmd[*]}" >&2
 EVENTRELAY_BENCH_PAYLOAD=realistic "${defaultscmd[@]}" | tee "$realout" >&2
+conc2out=$(mktemp)
+bindir=$(mktemp -d)
+trap 'rm -rf "$out" "$sinkout" "$replayout" "$streamout" "$defaultsout" "$realout" "$conc2out" "$bindir"' EXIT
+echo "running: EVENTRELAY_BENCH_PAYLOAD=padded EVENTRELAY_BENCH_ARGS=\"--concurrency 2\" ${defaultscmd[*]}" >&2
+EVENTRELAY_BENCH_PAYLOAD=padded EVENTRELAY_BENCH_ARGS="--concurrency 2" "${defaultscmd[@]}" | tee "$conc2out" >&2
+# The binary: size, and the memory and time of a run that reads no data.
+bincmd=(go build -trimpath -ldflags '-s -w' -o "$bindir/consumer" ./cmd/consumer)
+CGO_ENABLED=0 "${bincmd[@]}"
+binsize=$(stat -c %s "$bindir/consumer")
+binruns=$(for _ in 1 2 3; do /usr/bin/time -f '%M %e' "$bindir/consumer" version 2>&1 >/dev/null | tail -1; done)
 streamcmd=(go test -run XXX -bench 'StreamDrain|StreamLatency' -benchtime 1x -timeout 30m ./internal/kinesis/)
 echo "running: EVENTRELAY_BENCH_EVENTS=${EVENTRELAY_BENCH_EVENTS:-20000} ${streamcmd[*]}" >&2
 EVENTRELAY_BENCH_EVENTS=${EVENTRELAY_BENCH_EVENTS:-20000} "${streamcmd[@]}" | tee "$streamout" >&2
@@ -121,7 +131,7 @@ EVENTRELAY_BENCH_EVENTS=${EVENTRELAY_BENCH_EVENTS:-20000} "${streamcmd[@]}" | te
   echo
   echo "| payload | runs | median wall s | max/min wall | median events/s | median CPU us/event | max peak RSS MB |"
   echo "|---|---|---|---|---|---|---|"
-  for f in "$defaultsout:padded" "$realout:realistic"; do
+  for f in "$defaultsout:padded" "$realout:realistic" "$conc2out:padded, --concurrency 2"; do
     awk -v name="${f##*:}" '/^BenchmarkReplayDefaults/ {
         n++; for (i=2; i<=NF; i++) { if ($(i)=="wall_s") w[n]=$(i-1); if ($(i)=="events/s") e[n]=$(i-1); if ($(i)=="cpu_us/event") c[n]=$(i-1); if ($(i)=="peak_rss_MB" && $(i-1)+0 > rss) rss=$(i-1)+0 }
       }
@@ -133,7 +143,20 @@ EVENTRELAY_BENCH_EVENTS=${EVENTRELAY_BENCH_EVENTS:-20000} "${streamcmd[@]}" | te
   echo '```'
   grep -E '^Benchmark' "$defaultsout" | sed 's/^/padded     /'
   grep -E '^Benchmark' "$realout" | sed 's/^/realistic  /'
+  grep -E '^Benchmark' "$conc2out" | sed 's/^/conc-2     /'
   echo '```'
+  echo
+  echo "The last row trades throughput for memory: \`--concurrency 2\` (the"
+  echo "command above with \`EVENTRELAY_BENCH_ARGS=\"--concurrency 2\"\`) reads two"
+  echo "objects at a time instead of four."
+  echo
+  echo "## The binary"
+  echo
+  echo "Command: \`CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o consumer ./cmd/consumer\` (as \`make build\`), then \`/usr/bin/time -f '%M %e' consumer version\` three times."
+  echo
+  echo "| size MB | peak RSS MB of \`consumer version\` (3 runs) | wall s (3 runs) |"
+  echo "|---|---|---|"
+  echo "$binruns" | awk -v size="$binsize" '{ r = r sep sprintf("%.1f", $1/1024); w = w sep $2; sep=", " } END { printf "| %.1f | %s | %s |\n", size/1e6, r, w }'
   echo
   echo "## Stream (Kinesis -> Kafka through the KCL worker)"
   echo
