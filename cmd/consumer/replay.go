@@ -40,7 +40,7 @@ or, for a directory, from the path component so named (a copy made with
 gsutil cp -r gs://ocff-<tenant>-<tier>-public-events-export-bucket ./). When
 neither gives one, the replay stops (exit 2) rather than guess.
 
-Progress is kept in a state file after every acknowledged batch (--state;
+Progress is kept in a state file as batches are acknowledged (--state;
 default in $XDG_STATE_HOME/eventrelay/ or ~/.local/state/eventrelay/): rerun
 the same command to resume an interrupted replay; a finished one is not
 repeated unless --restart is given. Only one replay at a time may use a state

@@ -165,15 +165,20 @@ func (r *Runner) Run(ctx context.Context, sources []Source) (Summary, error) {
 	}
 	err := g.Wait()
 	sum.Elapsed = time.Since(start)
+	// Written last: the progress of every unit acknowledged above.
+	ferr := r.state.Flush()
 	switch {
 	case err != nil:
-		return sum, fmt.Errorf("replay stopped; rerun to resume from the state file once the topic exists: %w", err)
+		err = fmt.Errorf("replay stopped; rerun to resume from the state file once the topic exists: %w", err)
 	case ctx.Err() != nil:
-		return sum, fmt.Errorf("replay interrupted; rerun to resume from the state file: %w", ctx.Err())
+		err = fmt.Errorf("replay interrupted; rerun to resume from the state file: %w", ctx.Err())
 	case sum.Failed > 0:
-		return sum, fmt.Errorf("%d object(s) could not be read to the end: %v", sum.Failed, sum.Failures)
+		err = fmt.Errorf("%d object(s) could not be read to the end: %v", sum.Failed, sum.Failures)
 	}
-	return sum, nil
+	if ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	return sum, err
 }
 
 // errStopped ends an object's source when the run stops reading.

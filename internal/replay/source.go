@@ -28,6 +28,9 @@ type objectSource struct {
 	bytes func() int64
 	// end is the offset past the last value read.
 	end int64
+	// size is how many events the last unit held: the next one's slice is
+	// made that big at once instead of growing (and copying) to it.
+	size int
 	// err ends the source: io.EOF, or the stream error met after the
 	// values handed on before it.
 	err error
@@ -41,6 +44,9 @@ func (s *objectSource) Next(ctx context.Context) (*pipeline.Unit, error) {
 		return nil, errStopped
 	}
 	var res envelope.Result
+	if s.size > 0 {
+		res.Events = make([]envelope.Event, 0, s.size+s.size/8)
+	}
 	for len(res.Events)+len(res.Errors) < s.r.opts.BatchSize {
 		end := res.End
 		err := s.or.Next(&res)
@@ -81,6 +87,7 @@ func (s *objectSource) unit(_ context.Context, res *envelope.Result, last bool) 
 		}
 	}
 	end := res.End
+	s.size = len(res.Events)
 	return &pipeline.Unit{Events: res.Events, Errors: res.Errors, Ack: func(_ context.Context, a pipeline.Acked) error {
 		s.st.Events += int64(a.Events)
 		s.st.Dead += int64(a.Dead)

@@ -7,8 +7,8 @@
 // time window (OneWelcome Firehose hour folders, fulfillmenttools day
 // folders, Infobip export names), streams each object (never whole in
 // memory; several in flight), filters events on their time, and records
-// its progress in a state file after every acknowledged batch, so an
-// interrupted replay resumes where it stopped.
+// its progress in a state file as batches are acknowledged (at most every
+// SaveInterval), so an interrupted replay resumes where it stopped.
 package replay
 
 import (
