@@ -27,10 +27,19 @@ func TestNoDemoInProductionDeps(t *testing.T) {
 		"github.com/eventrelay/eventrelay/internal/kafkatest",
 		"github.com/eventrelay/eventrelay/internal/testnet",
 	}
+	// The GCS reader makes its two JSON API requests itself: Google's
+	// client libraries link gRPC and OpenTelemetry, 15 MB of the stripped
+	// binary and 7 MB of every run's memory (BENCHMARKS.md, "binary").
+	heavy := []string{"google.golang.org/grpc", "google.golang.org/api/", "go.opentelemetry.io/", "cloud.google.com/go/storage"}
 	for _, dep := range deps {
 		for _, f := range forbidden {
 			if dep == f || strings.HasPrefix(dep, f) {
 				t.Errorf("consumer links %s; it belongs to the demo (cmd/demo) or the tests", dep)
+			}
+		}
+		for _, f := range heavy {
+			if dep == f || strings.HasPrefix(dep, f) {
+				t.Errorf("consumer links %s; the GCS reader needs no Google client library (internal/replay/gcs.go)", dep)
 			}
 		}
 	}

@@ -16,9 +16,7 @@ func TestMain(m *testing.M) {
 		goleak.Cleanup(func(code int) {
 			removeBuilt()
 			os.Exit(code)
-		}),
-		// Started by the GCS client library's init, for the process's life.
-		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"))
+		}))
 }
 
 // removeBuilt deletes the directories goBinary built into.

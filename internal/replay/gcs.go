@@ -1,76 +1,106 @@
 package replay
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/eventrelay/eventrelay/internal/backoff"
 	"github.com/eventrelay/eventrelay/internal/retry"
-	"google.golang.org/api/googleapi"
-	"google.golang.org/api/option"
-	storage "google.golang.org/api/storage/v1"
-	htransport "google.golang.org/api/transport/http"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
 )
 
-// GCSStore reads a Google Cloud Storage bucket through the JSON API
-// (google.golang.org/api/storage/v1). The replay lists and reads objects
-// and nothing else: the JSON API client does that without the gRPC and
-// xDS stack cloud.google.com/go/storage links into every run of the binary.
+// GCSStore reads a Google Cloud Storage bucket through the JSON API. The
+// replay makes two requests and nothing else: objects.list and
+// objects.get with alt=media. They are made here, over an HTTP client that
+// golang.org/x/oauth2/google authenticates, rather than through
+// google.golang.org/api, whose transport links gRPC, protobuf and
+// OpenTelemetry into every run of the binary (BENCHMARKS.md, "binary").
 type GCSStore struct {
-	Service *storage.Service
-	// HTTP is the authenticated client the Service uses; object reads go
-	// through it directly (see Open).
-	HTTP   *http.Client
-	Bucket string
+	// HTTP sends the requests, authenticated (see NewGCSClient).
+	HTTP *http.Client
+	// Endpoint is the JSON API's base URL, e.g. GCSEndpoint.
+	Endpoint string
+	Bucket   string
 	// Attempts bounds the tries of one listing page or object open on a
 	// transient failure (429, 5xx, a network error); 0 means 5.
 	Attempts int
 }
 
-// NewGCSClient makes a JSON API client from a service-account key file
-// (the fulfillmenttools export hands one out), or application default
-// credentials when keyFile is empty. The key file must be a service-account
-// key: a vendor-supplied file of another credential type (an external
-// account, say, which makes the library fetch URLs or run commands it
-// names) is refused. STORAGE_EMULATOR_HOST (e.g. a fake-gcs-server, as
-// host:port or a URL) sends every request there without credentials.
-func NewGCSClient(ctx context.Context, keyFile string) (*storage.Service, *http.Client, error) {
-	opts := []option.ClientOption{option.WithScopes(storage.DevstorageReadOnlyScope)}
-	switch host := os.Getenv("STORAGE_EMULATOR_HOST"); {
-	case host != "":
+// GCSEndpoint is the JSON API of Google Cloud Storage.
+const GCSEndpoint = "https://storage.googleapis.com/storage/v1"
+
+// gcsReadOnlyScope is the OAuth scope of the credentials.
+const gcsReadOnlyScope = "https://www.googleapis.com/auth/devstorage.read_only"
+
+// gcsHeaderTimeout bounds the wait for a response's headers: a peer that
+// accepts the connection and never answers fails the attempt, which is
+// retried, instead of holding the replay forever.
+const gcsHeaderTimeout = 30 * time.Second
+
+// NewGCSClient returns the HTTP client and endpoint of a GCSStore: with a
+// service-account key file (the fulfillmenttools export hands one out), or
+// application default credentials when keyFile is empty. The key file must
+// be a service-account key: a vendor-supplied file of another credential
+// type (an external account, say, which makes the library fetch URLs or
+// run commands it names) is refused. STORAGE_EMULATOR_HOST (e.g. a
+// fake-gcs-server, as host:port or a URL) sends every request there
+// without credentials. ctx bounds the token requests for the client's
+// life: it must last as long as the client is used.
+func NewGCSClient(ctx context.Context, keyFile string) (*http.Client, string, error) {
+	return newGCSClient(ctx, keyFile, gcsHeaderTimeout)
+}
+
+// newGCSClient is NewGCSClient with the wait for response headers.
+func newGCSClient(ctx context.Context, keyFile string, headerTimeout time.Duration) (*http.Client, string, error) {
+	base := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          16,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: headerTimeout,
+	}
+	if host := os.Getenv("STORAGE_EMULATOR_HOST"); host != "" {
 		if !strings.Contains(host, "://") {
 			host = "http://" + host
 		}
-		opts = append(opts, option.WithoutAuthentication(), option.WithEndpoint(strings.TrimSuffix(host, "/")+"/storage/v1/"))
-	case keyFile != "":
+		return &http.Client{Transport: base}, strings.TrimSuffix(host, "/") + "/storage/v1", nil
+	}
+	// Token requests go through the same transport, so a stalled token
+	// endpoint times out too.
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: base, Timeout: headerTimeout})
+	var src oauth2.TokenSource
+	if keyFile != "" {
 		key, err := readServiceAccountKey(keyFile)
 		if err != nil {
-			return nil, nil, err
+			return nil, "", err
 		}
-		opts = append(opts, option.WithAuthCredentialsJSON(option.ServiceAccount, key))
-	}
-	hc, endpoint, err := htransport.NewClient(ctx, opts...)
-	if err == nil {
-		if endpoint != "" {
-			opts = append(opts, option.WithEndpoint(endpoint))
+		conf, err := google.JWTConfigFromJSON(key, gcsReadOnlyScope)
+		if err != nil {
+			return nil, "", fmt.Errorf("creating the GCS client from --gcs-key-file %s (a service-account key is required): %w", keyFile, err)
 		}
-		var s *storage.Service
-		if s, err = storage.NewService(ctx, append(opts, option.WithHTTPClient(hc))...); err == nil {
-			return s, hc, nil
+		src = conf.TokenSource(ctx)
+	} else {
+		creds, err := google.FindDefaultCredentials(ctx, gcsReadOnlyScope)
+		if err != nil {
+			return nil, "", fmt.Errorf("creating the GCS client (no --gcs-key-file, and no application default credentials): %w", err)
 		}
+		src = creds.TokenSource
 	}
-	if keyFile != "" {
-		return nil, nil, fmt.Errorf("creating the GCS client from --gcs-key-file %s (a service-account key is required): %w", keyFile, err)
-	}
-	return nil, nil, fmt.Errorf("creating the GCS client: %w", err)
+	return &http.Client{Transport: &oauth2.Transport{Source: oauth2.ReuseTokenSource(nil, src), Base: base}}, GCSEndpoint, nil
 }
 
 // Name implements Store.
@@ -78,7 +108,7 @@ func (g GCSStore) Name() string { return "gs://" + g.Bucket }
 
 // List implements Store.
 func (g GCSStore) List(ctx context.Context, prefix string, fn func(Object) error) error {
-	return g.pages(ctx, prefix, "", func(page *storage.Objects) error {
+	return g.pages(ctx, prefix, "", func(page *gcsObjects) error {
 		for _, o := range page.Items {
 			mod, _ := time.Parse(time.RFC3339Nano, o.Updated)
 			if err := fn(Object{Key: o.Name, Size: int64(o.Size), Modified: mod}); err != nil {
@@ -92,65 +122,79 @@ func (g GCSStore) List(ctx context.Context, prefix string, fn func(Object) error
 // Dirs implements Store.
 func (g GCSStore) Dirs(ctx context.Context, prefix string) ([]string, error) {
 	var out []string
-	err := g.pages(ctx, prefix, "/", func(page *storage.Objects) error {
+	err := g.pages(ctx, prefix, "/", func(page *gcsObjects) error {
 		out = append(out, page.Prefixes...)
 		return nil
 	})
 	return out, err
 }
 
+// gcsObjects is a page of objects.list, with the fields asked for.
+type gcsObjects struct {
+	Items []struct {
+		Name    string   `json:"name"`
+		Size    gcsInt64 `json:"size"`
+		Updated string   `json:"updated"`
+	} `json:"items"`
+	Prefixes      []string `json:"prefixes"`
+	NextPageToken string   `json:"nextPageToken"`
+}
+
+// gcsInt64 is a 64-bit integer, which the JSON API sends as a string.
+type gcsInt64 int64
+
+func (n *gcsInt64) UnmarshalJSON(b []byte) error {
+	v, err := strconv.ParseInt(string(bytes.Trim(b, `"`)), 10, 64)
+	*n = gcsInt64(v)
+	return err
+}
+
 // pages lists the objects under prefix page by page; each page is asked
 // again on a transient failure.
-func (g GCSStore) pages(ctx context.Context, prefix, delim string, fn func(*storage.Objects) error) error {
-	token := ""
+func (g GCSStore) pages(ctx context.Context, prefix, delim string, fn func(*gcsObjects) error) error {
+	q := url.Values{"prefix": {prefix}, "fields": {"items(name,size,updated),prefixes,nextPageToken"}}
+	if delim != "" {
+		q.Set("delimiter", delim)
+	}
 	for {
-		var page *storage.Objects
-		err := g.retry(ctx, func() (err error) {
-			call := g.Service.Objects.List(g.Bucket).Prefix(prefix).Fields("items(name,size,updated),prefixes,nextPageToken")
-			if delim != "" {
-				call = call.Delimiter(delim)
+		var page gcsObjects
+		err := g.retry(ctx, func() error {
+			resp, err := g.get(ctx, g.objectsURL("")+"?"+q.Encode(), "")
+			if err != nil {
+				return err
 			}
-			if token != "" {
-				call = call.PageToken(token)
+			defer resp.Body.Close()
+			page = gcsObjects{}
+			if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+				return fmt.Errorf("reading the listing: %w", err)
 			}
-			page, err = call.Context(ctx).Do()
-			return err
+			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("listing gs://%s/%s: %w", g.Bucket, prefix, err)
 		}
-		if err := fn(page); err != nil {
+		if err := fn(&page); err != nil {
 			return err
 		}
-		if token = page.NextPageToken; token == "" {
+		if page.NextPageToken == "" {
 			return nil
 		}
+		q.Set("pageToken", page.NextPageToken)
 	}
 }
 
 // Open implements Store. It reads the stored bytes, as many as the
 // listing's size says: an object stored with Content-Encoding: gzip is
-// otherwise transcoded (served gunzipped). The request accepts gzip, which
-// the generated client does not allow, so it is made here with the
-// client's authenticated HTTP client; set by hand, the header also keeps
-// Go's transport from gunzipping the body. The framer gunzips by magic
-// bytes, so the object is decompressed exactly once, and byte offsets in
-// the replay state are offsets in the stored object.
+// otherwise transcoded (served gunzipped). The request accepts gzip; set
+// by hand, the header also keeps Go's transport from gunzipping the body.
+// The framer gunzips by magic bytes, so the object is decompressed exactly
+// once, and byte offsets in the replay state are offsets in the stored
+// object.
 func (g GCSStore) Open(ctx context.Context, key string) (io.ReadCloser, error) {
-	u := strings.TrimSuffix(g.Service.BasePath, "/") + "/b/" + url.PathEscape(g.Bucket) + "/o/" + url.PathEscape(key) + "?alt=media"
 	var body io.ReadCloser
 	err := g.retry(ctx, func() error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		resp, err := g.get(ctx, g.objectsURL(key)+"?alt=media", "gzip")
 		if err != nil {
-			return err
-		}
-		req.Header.Set("Accept-Encoding", "gzip")
-		resp, err := g.HTTP.Do(req)
-		if err != nil {
-			return err
-		}
-		if err := googleapi.CheckMediaResponse(resp); err != nil {
-			resp.Body.Close()
 			return err
 		}
 		body = resp.Body
@@ -160,6 +204,68 @@ func (g GCSStore) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("reading gs://%s/%s: %w", g.Bucket, key, err)
 	}
 	return body, nil
+}
+
+// objectsURL is the URL of the bucket's objects, or of the object key.
+func (g GCSStore) objectsURL(key string) string {
+	u := strings.TrimSuffix(g.Endpoint, "/") + "/b/" + url.PathEscape(g.Bucket) + "/o"
+	if key != "" {
+		u += "/" + url.PathEscape(key)
+	}
+	return u
+}
+
+// get sends one GET; an answer other than 2xx is returned as a *gcsError.
+func (g GCSStore) get(ctx context.Context, u, acceptEncoding string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", "eventrelay")
+	if acceptEncoding != "" {
+		req.Header.Set("Accept-Encoding", acceptEncoding)
+	}
+	resp, err := g.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return nil, newGCSError(resp)
+	}
+	return resp, nil
+}
+
+// gcsError is an answer of the JSON API other than 2xx.
+type gcsError struct {
+	Code    int
+	Message string
+}
+
+func (e *gcsError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("gcs: HTTP %d %s", e.Code, http.StatusText(e.Code))
+	}
+	return fmt.Sprintf("gcs: HTTP %d: %s", e.Code, e.Message)
+}
+
+// newGCSError reads the JSON API's error body ({"error": {"message": ...}})
+// or, for another body, its first line.
+func newGCSError(resp *http.Response) *gcsError {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	var body struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	msg := ""
+	if json.Unmarshal(b, &body) == nil {
+		msg = body.Error.Message
+	}
+	if msg == "" {
+		msg, _, _ = strings.Cut(strings.TrimSpace(string(b)), "\n")
+	}
+	return &gcsError{Code: resp.StatusCode, Message: msg}
 }
 
 // retry runs op until it succeeds, fails for good, or Attempts are used.
@@ -180,11 +286,16 @@ func (g GCSStore) retry(ctx context.Context, op func() error) error {
 }
 
 // gcsTransient: a JSON API answer worth asking again (retry.HTTPStatus:
-// 429, most 5xx) or a network failure (retry.HTTP).
+// 429, most 5xx), a token endpoint answering so, or a network failure
+// (retry.HTTP). A refused token (a revoked key) is not.
 func gcsTransient(ctx context.Context, err error) bool {
-	var apiErr *googleapi.Error
+	var apiErr *gcsError
 	if errors.As(err, &apiErr) {
 		return retry.HTTPStatus(apiErr.Code)
+	}
+	var tokErr *oauth2.RetrieveError
+	if errors.As(err, &tokErr) {
+		return tokErr.Response != nil && retry.HTTPStatus(tokErr.Response.StatusCode)
 	}
 	return retry.HTTP(ctx, err)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
@@ -55,11 +57,11 @@ func TestGCSStoreReadsStoredBytes(t *testing.T) {
 	}))
 	t.Cleanup(front.Close)
 	t.Setenv("STORAGE_EMULATOR_HOST", front.URL)
-	svc, hc, err := NewGCSClient(context.Background(), "")
+	hc, endpoint, err := NewGCSClient(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := GCSStore{Service: svc, HTTP: hc, Bucket: bucket, Attempts: 3}
+	g := GCSStore{HTTP: hc, Endpoint: endpoint, Bucket: bucket, Attempts: 3}
 	var listed []Object
 	if err := g.List(context.Background(), "", func(o Object) error { listed = append(listed, o); return nil }); err != nil {
 		t.Fatalf("list after two 429s: %v", err)
@@ -81,5 +83,56 @@ func TestGCSStoreReadsStoredBytes(t *testing.T) {
 	}
 	if n := media.Load(); n != 4 {
 		t.Errorf("%d media requests, want 2 refused + 1 read + 1 for the missing object (404 not retried)", n)
+	}
+}
+
+// TestGCSStoreSilentPeer: an endpoint that accepts connections and never
+// answers (a stalled proxy or server) fails each attempt after the header
+// timeout; the attempts are bounded and the error says what timed out,
+// instead of the replay hanging.
+func TestGCSStoreSilentPeer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int32
+	var held []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			held = append(held, c) // accepted, never answered
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	t.Setenv("STORAGE_EMULATOR_HOST", "http://"+ln.Addr().String())
+	hc, endpoint, err := newGCSClient(context.Background(), "", 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := GCSStore{HTTP: hc, Endpoint: endpoint, Bucket: "b", Attempts: 2}
+	errc := make(chan error, 1)
+	go func() { _, err := g.Open(context.Background(), "a.json"); errc <- err }()
+	select {
+	case err := <-errc:
+		if err == nil || !strings.Contains(err.Error(), "timeout awaiting response headers") {
+			t.Errorf("open against a silent peer: %v, want a header timeout", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("open against a silent peer still waiting after 20 s")
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2 (Attempts)", n)
 	}
 }

@@ -270,11 +270,11 @@ func (j *Job) openStore(ctx context.Context, loc Location) (Store, error) {
 		}
 		return S3Store{Client: NewS3Client(cfg, j.AWS.EndpointFor(assumerole.ServiceS3)), Bucket: loc.Bucket}, nil
 	case "gs":
-		svc, hc, err := NewGCSClient(ctx, j.GCSKeyFile)
+		hc, endpoint, err := NewGCSClient(ctx, j.GCSKeyFile)
 		if err != nil {
 			return nil, err
 		}
-		return GCSStore{Service: svc, HTTP: hc, Bucket: loc.Bucket}, nil
+		return GCSStore{HTTP: hc, Endpoint: endpoint, Bucket: loc.Bucket}, nil
 	}
 	if st, err := os.Stat(loc.Bucket); err != nil || !st.IsDir() {
 		return nil, invalid("%s is not a directory", loc.Bucket)

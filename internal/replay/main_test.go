@@ -10,6 +10,7 @@ import (
 // package starts workers, and each must stop with its context or Close.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
-		// Started by the GCS client library's init, for the process's life.
+		// Started at init by cloud.google.com/go/storage, which the test server
+		// (fake-gcs-server) links, for the process's life.
 		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"))
 }

@@ -147,11 +147,11 @@ func gcsStore(t *testing.T, bucket string, x exportSet, encode func(key string) 
 	t.Cleanup(srv.Stop)
 	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
 	t.Setenv("STORAGE_EMULATOR_HOST", srv.URL())
-	svc, hc, err := NewGCSClient(context.Background(), "")
+	hc, endpoint, err := NewGCSClient(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return GCSStore{Service: svc, HTTP: hc, Bucket: bucket}
+	return GCSStore{HTTP: hc, Endpoint: endpoint, Bucket: bucket}
 }
 
 type ioDiscard struct{}
