@@ -136,33 +136,61 @@ func (k *Kafka) Close() error {
 	}
 }
 
-// pending is a message not yet acknowledged, with what it came from.
+// pending are messages not yet acknowledged, with what each came from.
+// The messages are kept in one slice, so that a run of them is written as
+// is (kafka-go copies each message into its partition batch anyway).
 type pending struct {
-	msg   kafka.Message
+	msgs []kafka.Message
+	from []origin // from[i] is msgs[i]'s
+}
+
+// origin is what a pending message came from.
+type origin struct {
 	event *envelope.Event // nil for dead letters
 	alone bool            // being retried on its own after a permanent error
+}
+
+func newPending(n int) pending {
+	return pending{msgs: make([]kafka.Message, 0, n), from: make([]origin, 0, n)}
+}
+
+func (p *pending) add(m kafka.Message, o origin) {
+	p.msgs = append(p.msgs, m)
+	p.from = append(p.from, o)
+}
+
+func (p *pending) addAll(q pending) {
+	p.msgs = append(p.msgs, q.msgs...)
+	p.from = append(p.from, q.from...)
+}
+
+func (p pending) len() int { return len(p.msgs) }
+
+// cut splits p after its first n messages.
+func (p pending) cut(n int) (head, tail pending) {
+	return pending{p.msgs[:n:n], p.from[:n:n]}, pending{p.msgs[n:], p.from[n:]}
 }
 
 // Deliver writes the batch and returns when every message is acknowledged.
 func (k *Kafka) Deliver(ctx context.Context, b *Batch) error {
 	start := time.Now()
-	msgs := make([]pending, 0, b.Len())
+	msgs := newPending(b.Len())
 	var a *arena
 	if len(b.Events) > 0 {
 		a = newArena(len(b.Events), &b.Events[0])
 	}
 	for i := range b.Events {
-		msgs = k.appendEvent(msgs, &b.Events[i], b, a)
+		k.addEvent(&msgs, &b.Events[i], b, a)
 	}
 	for i := range b.Dead {
-		msgs = append(msgs, pending{msg: k.deadMessage(&b.Dead[i])})
+		msgs.add(k.deadMessage(&b.Dead[i]), origin{})
 	}
-	for attempt := 0; len(msgs) > 0; attempt++ {
+	for attempt := 0; msgs.len() > 0; attempt++ {
 		if attempt > 0 {
 			b.Retried = true
 			k.m.retries.Inc()
 			if err := k.sleep(ctx, backoff.Delay(attempt, k.cfg.RetryBackoffMin, k.cfg.RetryBackoffMax)); err != nil {
-				return fmt.Errorf("delivering %d messages: %w", len(msgs), err)
+				return fmt.Errorf("delivering %d messages: %w", msgs.len(), err)
 			}
 		}
 		var err error
@@ -183,93 +211,85 @@ type topicKey struct{ topic, key string }
 // their own, so the rejection is pinned on the right message. A message
 // after a failed one with the same topic and key is re-sent too, so the
 // last copy of each key's messages in Kafka is in order.
-func (k *Kafka) attempt(ctx context.Context, msgs []pending, b *Batch) ([]pending, error) {
-	var retry []pending
+func (k *Kafka) attempt(ctx context.Context, msgs pending, b *Batch) (pending, error) {
+	var retry pending
 	blocked := map[topicKey]bool{}
-	for len(msgs) > 0 {
+	for msgs.len() > 0 {
 		n := 1
-		for !msgs[0].alone && n < len(msgs) && !msgs[n].alone {
+		for !msgs.from[0].alone && n < msgs.len() && !msgs.from[n].alone {
 			n++
 		}
-		seg := msgs[:n]
-		msgs = msgs[n:]
-		err := k.write(ctx, seg)
+		var seg pending
+		seg, msgs = msgs.cut(n)
+		err := k.w.WriteMessages(ctx, seg.msgs...)
 		if err == nil && len(blocked) == 0 {
 			continue
 		}
 		r, err := k.failed(ctx, seg, err, blocked, b)
 		if err != nil {
-			return nil, err
+			return pending{}, err
 		}
-		retry = append(retry, r...)
+		retry.addAll(r)
 	}
 	return retry, nil
-}
-
-func (k *Kafka) write(ctx context.Context, msgs []pending) error {
-	out := make([]kafka.Message, len(msgs))
-	for i := range msgs {
-		out[i] = msgs[i].msg
-	}
-	return k.w.WriteMessages(ctx, out...)
 }
 
 // failed sorts the outcome of a write (err may be nil when only earlier
 // failures block keys) into messages to retry, dead letters and fatal
 // errors, as retry.Kafka classifies them: an error it does not know stops
 // the delivery instead of being retried forever.
-func (k *Kafka) failed(ctx context.Context, msgs []pending, err error, blocked map[topicKey]bool, b *Batch) ([]pending, error) {
+func (k *Kafka) failed(ctx context.Context, msgs pending, err error, blocked map[topicKey]bool, b *Batch) (pending, error) {
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("delivering %d messages: %w", len(msgs), ctx.Err())
+		return pending{}, fmt.Errorf("delivering %d messages: %w", msgs.len(), ctx.Err())
 	}
-	werrs := make(kafka.WriteErrors, len(msgs))
+	werrs := make(kafka.WriteErrors, msgs.len())
 	if err != nil {
 		k.m.produceErrs.Inc()
-		if !errors.As(err, &werrs) || len(werrs) != len(msgs) {
+		if !errors.As(err, &werrs) || len(werrs) != msgs.len() {
 			if retry.Kafka(ctx, err) != retry.KafkaTransient {
-				return nil, fmt.Errorf("delivering %d messages to kafka: %w", len(msgs), err)
+				return pending{}, fmt.Errorf("delivering %d messages to kafka: %w", msgs.len(), err)
 			}
 			if errors.Is(err, kafka.UnknownTopicOrPartition) {
-				if err := k.confirmMissing(ctx, msgs); err != nil {
-					return nil, err
+				if err := k.confirmMissing(ctx, msgs.msgs); err != nil {
+					return pending{}, err
 				}
 			}
-			k.log.Warn().Str("error", summarize(err)).Int("messages", len(msgs)).Msg("kafka write failed, retrying")
-			for _, p := range msgs {
-				blocked[topicKey{p.msg.Topic, string(p.msg.Key)}] = true
+			k.log.Warn().Str("error", summarize(err)).Int("messages", msgs.len()).Msg("kafka write failed, retrying")
+			for _, m := range msgs.msgs {
+				blocked[topicKey{m.Topic, string(m.Key)}] = true
 			}
 			return msgs, nil
 		}
-		k.log.Warn().Str("error", summarize(err)).Int("messages", len(msgs)).Msg("kafka write failed, retrying")
+		k.log.Warn().Str("error", summarize(err)).Int("messages", msgs.len()).Msg("kafka write failed, retrying")
 	}
-	var again []pending
-	for i, p := range msgs {
-		e := werrs[i]
-		id := topicKey{p.msg.Topic, string(p.msg.Key)}
+	var again pending
+	for i, m := range msgs.msgs {
+		o, e := msgs.from[i], werrs[i]
+		id := topicKey{m.Topic, string(m.Key)}
 		class := retry.Kafka(ctx, e)
 		switch {
 		case e == nil && !blocked[id]:
 			continue // acknowledged, and nothing before it with its key failed
 		case e == nil:
 		case errors.Is(e, kafka.UnknownTopicOrPartition):
-			if err := k.confirmMissing(ctx, []pending{p}); err != nil {
-				return nil, err
+			if err := k.confirmMissing(ctx, msgs.msgs[i:i+1]); err != nil {
+				return pending{}, err
 			}
 		case class == retry.KafkaFatal:
-			return nil, fmt.Errorf("delivering to topic %s: %w", p.msg.Topic, e)
-		case class == retry.KafkaRejected && p.alone:
-			if p.event == nil {
-				return nil, fmt.Errorf("dead-letter topic %s rejected a message: %w", p.msg.Topic, e)
+			return pending{}, fmt.Errorf("delivering to topic %s: %w", m.Topic, e)
+		case class == retry.KafkaRejected && o.alone:
+			if o.event == nil {
+				return pending{}, fmt.Errorf("dead-letter topic %s rejected a message: %w", m.Topic, e)
 			}
-			b.Dead = append(b.Dead, DeadLetter{Format: p.event.Source, Kind: KindRejected,
-				Reason: "kafka rejected the event: " + e.Error(), Raw: p.event.Raw, Pos: p.event.Pos, Event: p.event})
-			again = append(again, pending{msg: k.deadMessage(&b.Dead[len(b.Dead)-1])})
+			b.Dead = append(b.Dead, DeadLetter{Format: o.event.Source, Kind: KindRejected,
+				Reason: "kafka rejected the event: " + e.Error(), Raw: o.event.Raw, Pos: o.event.Pos, Event: o.event})
+			again.add(k.deadMessage(&b.Dead[len(b.Dead)-1]), origin{})
 			continue
 		case class == retry.KafkaRejected:
-			p.alone = true
+			o.alone = true
 		}
 		blocked[id] = true
-		again = append(again, p)
+		again.add(m, o)
 	}
 	return again, nil
 }

@@ -16,10 +16,10 @@ func messageSize(m *kafka.Message) int {
 	return n
 }
 
-// appendEvent turns an event into its message per the contract: key = the
+// addEvent turns an event into its message per the contract: key = the
 // ordering key, value = the raw event, headers = event metadata. An event
 // too large for Kafka becomes a dead letter instead.
-func (k *Kafka) appendEvent(msgs []pending, e *envelope.Event, b *Batch, a *arena) []pending {
+func (k *Kafka) addEvent(msgs *pending, e *envelope.Event, b *Batch, a *arena) {
 	m := kafka.Message{
 		Topic:   k.router.topicMemo(e, &a.topic),
 		Key:     a.bytes(e.Key),
@@ -29,9 +29,9 @@ func (k *Kafka) appendEvent(msgs []pending, e *envelope.Event, b *Batch, a *aren
 	if size := messageSize(&m); size > k.cfg.MaxMessageBytes {
 		b.Dead = append(b.Dead, DeadLetter{Format: e.Source, Kind: string(envelope.KindTooLarge),
 			Reason: "event is larger than sink.kafka.max_message_bytes", Raw: e.Raw, Pos: e.Pos, Event: e})
-		return msgs
+		return
 	}
-	return append(msgs, pending{msg: m, event: e})
+	msgs.add(m, origin{event: e})
 }
 
 // deadMessage builds the DLQ message for d: value = the raw bytes (cut to

@@ -126,11 +126,11 @@ func (k *Kafka) missingTopics(ctx context.Context, topics []string, create bool)
 // topics of msgs exist; a confirmed absence becomes a *TopicMissingError,
 // anything else (the topic exists after all, or is being created) is a
 // transient failure to retry.
-func (k *Kafka) confirmMissing(ctx context.Context, msgs []pending) error {
+func (k *Kafka) confirmMissing(ctx context.Context, msgs []kafka.Message) error {
 	var topics []string
-	for _, p := range msgs {
-		if !slices.Contains(topics, p.msg.Topic) {
-			topics = append(topics, p.msg.Topic)
+	for _, m := range msgs {
+		if !slices.Contains(topics, m.Topic) {
+			topics = append(topics, m.Topic)
 		}
 	}
 	missing, err := k.missingTopics(ctx, topics, k.cfg.autoCreate())
