@@ -18,8 +18,10 @@ import (
 // Kafka is the Kafka sink: acks=all, synchronous per batch, murmur2 keys
 // (the Java client's partitioning), retries with backoff until delivered.
 type Kafka struct {
-	cfg    KafkaConfig
-	w      *kafka.Writer
+	cfg KafkaConfig
+	w   *kafka.Writer
+	// tr is the writer's transport, under its metaMemo.
+	tr     *kafka.Transport
 	router *Router
 	log    zerolog.Logger
 	m      *metrics
@@ -50,6 +52,10 @@ func NewKafka(cfg KafkaConfig, log zerolog.Logger, reg prometheus.Registerer) (*
 	if err != nil {
 		return nil, err
 	}
+	tr := &kafka.Transport{
+		ClientID: cfg.ClientID, TLS: tlsCfg, SASL: mech,
+		DialTimeout: 5 * time.Second, MetadataTTL: 30 * time.Second,
+	}
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(cfg.Brokers...),
 		Balancer:     &kafka.Murmur2Balancer{},
@@ -67,12 +73,9 @@ func NewKafka(cfg KafkaConfig, log zerolog.Logger, reg prometheus.Registerer) (*
 		MaxAttempts:     1,
 		WriteBackoffMin: cfg.RetryBackoffMin,
 		WriteBackoffMax: cfg.RetryBackoffMin * 4,
-		Transport: &kafka.Transport{
-			ClientID: cfg.ClientID, TLS: tlsCfg, SASL: mech,
-			DialTimeout: 5 * time.Second, MetadataTTL: 30 * time.Second,
-		},
+		Transport:       newMetaMemo(tr),
 	}
-	return &Kafka{cfg: cfg, w: w, router: router, log: log, m: newMetrics(reg), sleep: backoff.Sleep}, nil
+	return &Kafka{cfg: cfg, w: w, tr: tr, router: router, log: log, m: newMetrics(reg), sleep: backoff.Sleep}, nil
 }
 
 // ErrSASLHandshake is returned (wrapped) by Check when SASL is configured
@@ -83,14 +86,14 @@ var ErrSASLHandshake = errors.New("kafka SASL handshake failed")
 // Check asks the brokers for the DLQ topic's metadata, proving they are
 // reachable and the credentials work.
 func (k *Kafka) Check(ctx context.Context) error {
-	err := k.metadata(ctx, k.w.Transport)
+	err := k.metadata(ctx, k.tr)
 	if err == nil || k.cfg.SASL.Mechanism == "" {
 		return err
 	}
 	// A listener without SASL drops the connection on the SASL handshake,
 	// which kafka-go reports as a bare "unexpected EOF": ask again without
 	// SASL to tell that apart from brokers that are down.
-	t := k.w.Transport.(*kafka.Transport)
+	t := k.tr
 	plain := &kafka.Transport{ClientID: t.ClientID, TLS: t.TLS, DialTimeout: t.DialTimeout, MetadataTTL: t.MetadataTTL}
 	defer plain.CloseIdleConnections()
 	if k.metadata(ctx, plain) == nil {
@@ -123,9 +126,7 @@ func (k *Kafka) Close() error {
 		// The writer leaves its transport's connections and metadata
 		// refresher running: a process that opens sinks again (tests, a
 		// poller restarted in place) would gather them.
-		if t, ok := k.w.Transport.(*kafka.Transport); ok {
-			t.CloseIdleConnections()
-		}
+		k.tr.CloseIdleConnections()
 		done <- err
 	}()
 	select {

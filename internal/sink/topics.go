@@ -99,7 +99,7 @@ func (k *Kafka) CheckTopics(ctx context.Context, log zerolog.Logger) error {
 // returns those they report unknown. With create it requests
 // auto-creation.
 func (k *Kafka) missingTopics(ctx context.Context, topics []string, create bool) ([]string, error) {
-	wt := k.w.Transport.(*kafka.Transport)
+	wt := k.tr
 	tr := &kafka.Transport{ClientID: wt.ClientID, TLS: wt.TLS, SASL: wt.SASL, DialTimeout: wt.DialTimeout}
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
