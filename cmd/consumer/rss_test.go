@@ -1,11 +1,19 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
+	"testing"
 	"time"
+
+	"github.com/eventrelay/eventrelay/internal/testnet"
+	"github.com/eventrelay/eventrelay/internal/testwait"
 )
 
 // rssSampler tracks a child's peak resident set from /proc/<pid>/status
@@ -65,4 +73,52 @@ func vmHWM(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// TestGCPercentDefault: the binary collects garbage at GOGC 75 unless the
+// environment sets GOGC, as /metrics (go_gc_gogc_percent) shows. The
+// replay is held (its broker paused) while /metrics is read.
+func TestGCPercentDefault(t *testing.T) {
+	bin := consumerBinary(t)
+	addr, pid, stop := startKfakeProcess(t, kfakeBinary(t))
+	defer stop()
+	syscall.Kill(pid, syscall.SIGSTOP)
+	defer syscall.Kill(pid, syscall.SIGCONT)
+	dir := firehoseExport(t, 10)
+	for _, tc := range []struct {
+		env  string
+		want float64
+	}{{"", defaultGCPercent}, {"GOGC=150", 150}} {
+		port := testnet.FreePorts(t, 1)[0]
+		cmd := exec.Command(bin, "replay", dir, "--brokers", addr, "--http-addr", fmt.Sprintf("127.0.0.1:%d", port), "--state", filepath.Join(t.TempDir(), "s.json"))
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "GOGC=") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		if tc.env != "" {
+			cmd.Env = append(cmd.Env, tc.env)
+		}
+		var logs syncBuf
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		got := -1.0
+		testwait.Until(t, 20*time.Second, "go_gc_gogc_percent on /metrics", func() bool {
+			_, body := httpGet(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+			for _, line := range strings.Split(body, "\n") {
+				if v, ok := strings.CutPrefix(line, "go_gc_gogc_percent "); ok {
+					got, _ = strconv.ParseFloat(v, 64)
+					return true
+				}
+			}
+			return false
+		}, logs.String)
+		cmd.Process.Kill()
+		cmd.Wait()
+		if got != tc.want {
+			t.Errorf("GOGC %q in the environment: go_gc_gogc_percent %v, want %v", tc.env, got, tc.want)
+		}
+	}
 }
