@@ -128,6 +128,50 @@ type eventJSON struct {
 // TimeLayout is how OccurredAt is rendered everywhere (JSON output, headers).
 const TimeLayout = "2006-01-02T15:04:05.999999999Z"
 
+// AppendTime appends t in UTC as TimeLayout renders it: what
+// t.UTC().AppendFormat(dst, TimeLayout) appends, without parsing the
+// layout for every event (it is in every message's headers).
+func AppendTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, TimeLayout)
+	}
+	hour, min, sec := t.Clock()
+	dst = appendDigits(dst, year, 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int(month), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, day, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, hour, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, min, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, sec, 2)
+	if ns := t.Nanosecond(); ns != 0 {
+		digits := 9
+		for ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+		dst = append(dst, '.')
+		dst = appendDigits(dst, ns, digits)
+	}
+	return append(dst, 'Z')
+}
+
+// appendDigits appends v (0 <= v < 10^width) as width decimal digits.
+func appendDigits(dst []byte, v, width int) []byte {
+	n := len(dst) + width
+	dst = append(dst, "000000000"[:width]...)
+	for i := n - 1; v > 0; i-- {
+		dst[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return dst
+}
+
 // MarshalJSON renders the event as one JSON object, the shape `consumer
 // decode` and the stdout sink print; see AppendJSON. Note that json.Marshal
 // of an Event re-escapes the result ('<', '>', '&', U+2028, U+2029) as
@@ -148,7 +192,7 @@ func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
 	enc.SetEscapeHTML(false)
 	err := enc.Encode(eventJSON{
 		ID: e.ID, Type: e.Type, Name: e.Name, Source: e.Source, Tenant: e.Tenant, Key: e.Key,
-		Category: e.Category, OccurredAt: e.OccurredAt.UTC().Format(TimeLayout),
+		Category: e.Category, OccurredAt: string(AppendTime(nil, e.OccurredAt)),
 		Position: e.Pos, Updated: e.Updated,
 	})
 	if err != nil {

@@ -138,3 +138,19 @@ func FuzzFramer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAppendTime: AppendTime renders every instant as
+// t.UTC().AppendFormat(TimeLayout) does, in any zone.
+func FuzzAppendTime(f *testing.F) {
+	for _, s := range []int64{0, 1706778000, 1706778000123456789, -62135596800, 253402300799, 253402300800, -62135596801} {
+		f.Add(s/1e9, s%1e9, int32(3600))
+	}
+	f.Add(int64(1706778000), int64(100), int32(-5*3600))
+	f.Fuzz(func(t *testing.T, sec, nsec int64, offset int32) {
+		tm := time.Unix(sec, nsec).In(time.FixedZone("z", int(offset%(18*3600))))
+		want := tm.UTC().AppendFormat([]byte("x"), TimeLayout)
+		if got := AppendTime([]byte("x"), tm); string(got) != string(want) {
+			t.Fatalf("AppendTime(%v) = %s, want %s", tm, got, want)
+		}
+	})
+}

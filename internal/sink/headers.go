@@ -76,7 +76,7 @@ func eventHeaders(a *arena, e *envelope.Event) []kafka.Header {
 	add(3, e.Tenant)
 	add(4, e.Category)
 	start := len(a.buf)
-	a.buf = e.OccurredAt.UTC().AppendFormat(a.buf, envelope.TimeLayout)
+	a.buf = envelope.AppendTime(a.buf, e.OccurredAt)
 	spans[5] = [2]int{start, len(a.buf)}
 	start = len(a.buf)
 	a.buf = e.Pos.Append(a.buf)
