@@ -42,6 +42,13 @@ type Framer struct {
 	err    error // sticky read error other than EOF
 	errOut bool  // the terminal error has been returned
 	stack  []byte
+	// pool, when set (ObjectReader.Recycle), supplies the chunks; retired
+	// are the chunks moved past, in order, until released; bufStamp is
+	// the stamp of buf.
+	pool     *ChunkPool
+	stamp    func() uint64
+	retired  []retiredChunk
+	bufStamp uint64
 }
 
 // IsGzip reports whether b starts with the gzip magic bytes.
@@ -66,7 +73,9 @@ func NewFramer(r io.Reader, maxRecord int) (*Framer, error) {
 		}
 		src = zr
 	}
-	return &Framer{r: src, max: maxRecord, buf: make([]byte, chunkSize), line: 1}, nil
+	// The first chunk is taken by the first fill, from the pool if one is
+	// set by then.
+	return &Framer{r: src, max: maxRecord, line: 1}, nil
 }
 
 // Next returns the next value. At the end it returns io.EOF. A bad value
@@ -111,9 +120,22 @@ func (f *Framer) fill() {
 	if f.end == len(f.buf) {
 		n := f.end - f.start
 		size := max(chunkSize, 2*n)
-		nb := make([]byte, size)
+		var nb []byte
+		var stamp uint64
+		switch {
+		case f.pool == nil || size != chunkSize:
+			nb = make([]byte, size)
+		default:
+			stamp = f.stamp()
+			nb = f.pool.get()
+		}
 		copy(nb, f.buf[f.start:f.end])
-		f.buf, f.start, f.end = nb, 0, n
+		if f.pool != nil && f.buf != nil {
+			// Frames returned so far end at or before f.off; the unread
+			// bytes move to the new chunk.
+			f.retired = append(f.retired, retiredChunk{buf: f.buf, end: f.off, stamp: f.bufStamp})
+		}
+		f.buf, f.start, f.end, f.bufStamp = nb, 0, n, stamp
 	}
 	n, err := f.r.Read(f.buf[f.end:])
 	f.end += n

@@ -88,6 +88,10 @@ type Runner struct {
 	// Metrics are the pipeline's series (nil: none).
 	Metrics  *pipeline.Metrics
 	Progress Progress
+	// chunks recycles the objects' read chunks when the sink says when
+	// their bytes are free (sink.WriteFailures); nil otherwise.
+	chunks   *envelope.ChunkPool
+	failures func() uint64
 }
 
 // NewRunner builds a runner.
@@ -102,6 +106,9 @@ func NewRunner(opts Options, s sink.Sink, state *State, log zerolog.Logger) *Run
 		opts.DrainTimeout = DefaultDrainTimeout
 	}
 	r := &Runner{opts: opts, sink: s, state: state, log: log}
+	if wf, ok := s.(sink.WriteFailures); ok {
+		r.chunks, r.failures = &envelope.ChunkPool{}, wf.WriteFailures
+	}
 	if opts.RateLimit > 0 {
 		r.limit = rate.NewLimiter(rate.Limit(opts.RateLimit), max(1, int(opts.RateLimit)))
 	}
@@ -272,6 +279,9 @@ func (r *Runner) object(ctx, stop context.Context, j job) (st ObjectStats, skipp
 	cr := &countingReader{r: stopReader{stop: stop, r: rc}, n: &r.Progress.bytesDone}
 	or, err := dec.NewObjectReader(cr, j.obj.Key, r.opts.MaxRecordSize)
 	if err == nil {
+		if r.chunks != nil {
+			or.Recycle(r.chunks, r.failures)
+		}
 		src := &objectSource{r: r, id: id, or: or, resume: resume, st: &st, stop: stop, bytes: func() int64 { return cr.total }}
 		opts := pipeline.Options{Source: "replay", InFlight: r.opts.InFlight, Log: log, Metrics: r.Metrics}
 		if w := r.opts.Window; !w.From.IsZero() || !w.To.IsZero() {

@@ -92,6 +92,9 @@ func (s *objectSource) unit(_ context.Context, res *envelope.Result, last bool) 
 		s.st.Events += int64(a.Events)
 		s.st.Dead += int64(a.Dead)
 		s.r.Progress.events.Add(int64(a.Events))
+		// The sink acknowledged every value before end: their chunks are
+		// free (when the sink says no write failed meanwhile).
+		s.or.Release(end, last)
 		if last {
 			s.st.Bytes = s.bytes()
 			return s.r.state.Complete(s.id, *s.st)

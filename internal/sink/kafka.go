@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventrelay/eventrelay/internal/backoff"
@@ -26,7 +27,14 @@ type Kafka struct {
 	log    zerolog.Logger
 	m      *metrics
 	sleep  func(ctx context.Context, d time.Duration) error
+	// failures counts writes that returned an error (WriteFailures).
+	failures atomic.Uint64
 }
+
+// WriteFailures implements WriteFailures: kafka-go may still encode and
+// send a batch whose WriteMessages returned an error (a cancelled context
+// leaves the batch queued on its connection).
+func (k *Kafka) WriteFailures() uint64 { return k.failures.Load() }
 
 // NewKafka builds the sink. reg may be nil (no metrics). It does not
 // connect; use Check to verify the brokers are reachable.
@@ -223,6 +231,9 @@ func (k *Kafka) attempt(ctx context.Context, msgs pending, b *Batch) (pending, e
 		var seg pending
 		seg, msgs = msgs.cut(n)
 		err := k.w.WriteMessages(ctx, seg.msgs...)
+		if err != nil {
+			k.failures.Add(1)
+		}
 		if err == nil && len(blocked) == 0 {
 			continue
 		}

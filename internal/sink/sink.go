@@ -15,6 +15,18 @@ type Sink interface {
 	Close() error
 }
 
+// WriteFailures is implemented by sinks that say when a batch's bytes are
+// free once Deliver returned: their count of failed writes. A sink reads
+// the events' Raw (and the dead letters') only until Deliver returns,
+// except after a failed write, which may still read them later (kafka-go
+// goes on writing a batch whose caller stopped waiting). So bytes handed
+// over while the count did not change may be reused once Deliver returned
+// nil for them (envelope.ChunkPool); a sink that does not implement it
+// gets bytes that are never reused.
+type WriteFailures interface {
+	WriteFailures() uint64
+}
+
 // Batch is what a source hands over in one acknowledgement unit.
 type Batch struct {
 	Events []envelope.Event

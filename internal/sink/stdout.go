@@ -36,6 +36,10 @@ type deadJSON struct {
 }
 
 // Deliver writes the batch and flushes; it is acknowledged once written.
+// WriteFailures implements WriteFailures: events are encoded (copied)
+// before Deliver returns, whatever happens.
+func (s *Stdout) WriteFailures() uint64 { return 0 }
+
 func (s *Stdout) Deliver(ctx context.Context, b *Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
