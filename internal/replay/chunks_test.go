@@ -27,12 +27,14 @@ import (
 // broker refuses every 5th of the 21st to 60th produce requests
 // (NOT_ENOUGH_REPLICAS: the sink writes again), and
 // every message read back by kcat carries exactly the bytes of its source
-// event or dead letter. Chunks were reused, and chunks alive during a
+// event or dead letter, and its key and headers (built in scratch space the
+// sink reuses on the same rule). Chunks were reused, and chunks alive during a
 // failed write were not.
 func TestReplayRecycledChunksIntact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	x := exportSet{objects: map[string][]byte{}, times: map[string]time.Time{}}
 	want := map[string]string{} // event id -> its raw JSON
+	wantKey, wantTime := map[string]string{}, map[string]string{}
 	var bad []string
 	for o := range 3 {
 		var b strings.Builder
@@ -48,9 +50,12 @@ func TestReplayRecycledChunksIntact(t *testing.T) {
 			b.WriteString(`{"events":[`)
 			for e := range 4 {
 				id := fmt.Sprintf("rc-%d-%03d-%d", o, l, e)
-				raw := fmt.Sprintf(`{"metadata":{"eventId":"%s","type":"UserSignedInEvent","category":"public","aggregateId":"agg-%d","tenantId":"t1","occurredTime":"2024-02-01T09:%02d:00Z"},"payload":{"note":"%s"}}`,
-					id, rng.IntN(50), l%60, randText(rng, 200+rng.IntN(600)))
+				agg := fmt.Sprintf("agg-%d", rng.IntN(50))
+				raw := fmt.Sprintf(`{"metadata":{"eventId":"%s","type":"UserSignedInEvent","category":"public","aggregateId":"%s","tenantId":"t1","occurredTime":"2024-02-01T09:%02d:00Z"},"payload":{"note":"%s"}}`,
+					id, agg, l%60, randText(rng, 200+rng.IntN(600)))
 				want[id] = raw
+				wantKey[id] = agg
+				wantTime[id] = fmt.Sprintf("2024-02-01T09:%02d:00Z", l%60)
 				if e > 0 {
 					b.WriteByte(',')
 				}
@@ -111,6 +116,10 @@ func TestReplayRecycledChunksIntact(t *testing.T) {
 		id := rec.Headers[sink.HeaderEventID]
 		if w, ok := want[id]; !ok || string(rec.Value) != w {
 			t.Fatalf("message %s at %d/%d: %d bytes that are not its source event's %d (%.80q...)", id, rec.Partition, rec.Offset, len(rec.Value), len(w), rec.Value)
+		}
+		// Keys and headers are built in scratch space the sink reuses.
+		if string(rec.Key) != wantKey[id] || rec.Headers[sink.HeaderOccurredAt] != wantTime[id] || rec.Headers[sink.HeaderTenant] != "t1" {
+			t.Fatalf("message %s: key %q, occurred-at %q, tenant %q; want %q, %q, t1", id, rec.Key, rec.Headers[sink.HeaderOccurredAt], rec.Headers[sink.HeaderTenant], wantKey[id], wantTime[id])
 		}
 		seen[id] = true
 	}

@@ -32,7 +32,8 @@ const (
 )
 
 // arena holds the keys and header values of one delivery's messages: two
-// allocations per batch instead of several per event. A slice handed out
+// allocations per batch instead of several per event, and none once the
+// sink reuses it (Kafka.spare). A slice handed out
 // stays valid when a later append moves the arena (it keeps the old array).
 type arena struct {
 	hdrs  []kafka.Header
@@ -42,12 +43,28 @@ type arena struct {
 
 // newArena sizes an arena for events like first (nil: a small one).
 func newArena(events int, first *envelope.Event) *arena {
+	a := &arena{}
+	a.reset(events, first)
+	return a
+}
+
+// reset empties a for events like first, growing it where it is too small.
+// The bytes and headers handed out before must no longer be in use.
+func (a *arena) reset(events int, first *envelope.Event) {
 	per := 64
 	if first != nil {
 		per = len(first.ID) + len(first.Type) + len(first.Source) + len(first.Tenant) + len(first.Category) + len(first.Name) + len(first.Key) +
 			len(envelope.TimeLayout) + len(first.Pos.Object) + len(first.Pos.Shard) + len(first.Pos.Sequence) + 24
 	}
-	return &arena{hdrs: make([]kafka.Header, 0, 7*events), buf: make([]byte, 0, per*events+per)}
+	if cap(a.hdrs) < 7*events {
+		a.hdrs = make([]kafka.Header, 0, 7*events)
+	}
+	if cap(a.buf) < per*events+per {
+		a.buf = make([]byte, 0, per*events+per)
+	}
+	// The headers point into buf and at constant names only: nothing
+	// stale is kept alive.
+	a.hdrs, a.buf, a.topic = a.hdrs[:0], a.buf[:0], topicMemo{}
 }
 
 // bytes copies s into the arena.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,16 @@ type Kafka struct {
 	sleep  func(ctx context.Context, d time.Duration) error
 	// failures counts writes that returned an error (WriteFailures).
 	failures atomic.Uint64
+	// spare holds the arenas and pending lists of deliveries that ended
+	// with no write failing anywhere meanwhile, for the next deliveries:
+	// kafka-go has then let go of every message built in them.
+	spare sync.Pool
+}
+
+// scratch is what one delivery builds its messages in.
+type scratch struct {
+	arena arena
+	msgs  pending
 }
 
 // WriteFailures implements WriteFailures: kafka-go may still encode and
@@ -159,8 +170,12 @@ type origin struct {
 	alone bool            // being retried on its own after a permanent error
 }
 
-func newPending(n int) pending {
-	return pending{msgs: make([]kafka.Message, 0, n), from: make([]origin, 0, n)}
+// reset empties p for n messages, growing it where it is too small.
+func (p *pending) reset(n int) {
+	if cap(p.msgs) < n {
+		p.msgs, p.from = make([]kafka.Message, 0, n), make([]origin, 0, n)
+	}
+	p.msgs, p.from = p.msgs[:0], p.from[:0]
 }
 
 func (p *pending) add(m kafka.Message, o origin) {
@@ -183,17 +198,36 @@ func (p pending) cut(n int) (head, tail pending) {
 // Deliver writes the batch and returns when every message is acknowledged.
 func (k *Kafka) Deliver(ctx context.Context, b *Batch) error {
 	start := time.Now()
-	msgs := newPending(b.Len())
-	var a *arena
-	if len(b.Events) > 0 {
-		a = newArena(len(b.Events), &b.Events[0])
+	failures := k.failures.Load()
+	sc, _ := k.spare.Get().(*scratch)
+	if sc == nil {
+		sc = &scratch{}
 	}
+	var first *envelope.Event
+	if len(b.Events) > 0 {
+		first = &b.Events[0]
+	}
+	sc.arena.reset(len(b.Events), first)
+	sc.msgs.reset(b.Len())
+	a, msgs := &sc.arena, sc.msgs
 	for i := range b.Events {
 		k.addEvent(&msgs, &b.Events[i], b, a)
 	}
 	for i := range b.Dead {
 		msgs.add(k.deadMessage(&b.Dead[i]), origin{})
 	}
+	built := msgs
+	defer func() {
+		// Only when no write failed meanwhile, here or in another delivery
+		// (kafka-go may still read a batch whose write failed). The
+		// messages are cleared so the spare keeps no event bytes alive.
+		if k.failures.Load() == failures {
+			clear(built.msgs)
+			clear(built.from)
+			sc.msgs = built
+			k.spare.Put(sc)
+		}
+	}()
 	for attempt := 0; msgs.len() > 0; attempt++ {
 		if attempt > 0 {
 			b.Retried = true
