@@ -305,6 +305,8 @@ func TestFramer(t *testing.T) {
 		{"mismatched bracket", "{\"a\":]}\n{\"b\":2}\n", 0, []string{`{"b":2}`}, []ErrorKind{KindSyntax}, []int64{1}},
 		{"oversize line then good", "{\"a\":\"" + strings.Repeat("x", 100) + "\"}\n{\"b\":2}\n", 50, []string{`{"b":2}`}, []ErrorKind{KindTooLarge}, []int64{1}},
 		{"oversize concatenated then good", "{\"a\":\"" + strings.Repeat("}", 100) + "\"}{\"b\":2}", 50, []string{`{"b":2}`}, []ErrorKind{KindTooLarge}, []int64{1}},
+		{"unclosed line swallowing more than the limit", "{\"a\":1,\n{\"b\":2}\n{\"c\":3}\n{\"d\":4}\n{\"e\":5}\n{\"f\":6}\n{\"g\":7}\n{\"h\":8}\n", 50,
+			[]string{`{"b":2}`, `{"c":3}`, `{"d":4}`, `{"e":5}`, `{"f":6}`, `{"g":7}`, `{"h":8}`}, []ErrorKind{KindSyntax}, []int64{1}},
 		{"truncated at end", "{\"a\":1}\n{\"b\":", 0, []string{`{"a":1}`}, []ErrorKind{KindTruncated}, []int64{2}},
 		{"only whitespace", " \n\t ", 0, nil, nil, nil},
 	}

@@ -37,6 +37,13 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s: %s", e.Format, e.Pos, e.Reason)
 }
 
+// ErrStopped, returned (wrapped or not) by an object's reader, says the
+// reading was stopped on purpose (a replay stopping on SIGTERM): the value
+// being framed is unread, not bad. The framer then ends with a
+// *StreamError at the start of that value, instead of reporting it, and
+// the lines buffered after it, as dead letters.
+var ErrStopped = errors.New("reading stopped")
+
 // StreamError is a terminal failure reading an object (a truncated or
 // corrupt gzip stream, an I/O error): the events framed before it are good,
 // nothing after it can be read.

@@ -254,6 +254,8 @@ func (f *Framer) scanValue() (Frame, error) {
 		switch {
 		case st.rel >= f.max:
 			return Frame{}, f.oversize(pos, &st)
+		case f.err != nil && errors.Is(f.err, ErrStopped):
+			return Frame{}, f.finalErr() // unread, not truncated
 		case f.eof || f.err != nil:
 			return Frame{}, f.badValue(pos, &st, KindTruncated, "truncated: input ends inside a value")
 		}
@@ -277,13 +279,15 @@ func (f *Framer) badValue(pos Position, st *scanState, kind ErrorKind, reason st
 }
 
 // oversize handles a value longer than the maximum record size: a
-// multi-line one is treated as malformed; a single-line one is discarded up
-// to its end, keeping a prefix for the dead letter.
+// multi-line one is a value never closed (a broken line whose following
+// lines it swallowed): its first line is reported as a syntax error and
+// reading resumes on the next line; a single-line one is discarded up to
+// its end, keeping a prefix for the dead letter.
 func (f *Framer) oversize(pos Position, st *scanState) error {
-	reason := fmt.Sprintf("too_large: value exceeds the maximum record size of %d bytes", f.max)
 	if st.nl >= 0 {
-		return f.badValue(pos, st, KindTooLarge, reason)
+		return f.badValue(pos, st, KindSyntax, fmt.Sprintf("syntax: value not closed within the maximum record size of %d bytes", f.max))
 	}
+	reason := fmt.Sprintf("too_large: value exceeds the maximum record size of %d bytes", f.max)
 	prefix := append([]byte(nil), f.buf[f.start:f.start+f.max]...)
 	total := int64(st.rel)
 	f.advance(f.start + st.rel)

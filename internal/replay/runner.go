@@ -196,7 +196,7 @@ func (r *Runner) Run(ctx context.Context, sources []Source) (Summary, error) {
 }
 
 // errStopped ends an object's source when the run stops reading.
-var errStopped = errors.New("reading stopped")
+var errStopped = envelope.ErrStopped
 
 // drain returns the context deliveries run on: it outlives ctx by
 // DrainTimeout, so that once ctx ends the units already read are still
