@@ -124,15 +124,7 @@ func TestEFODeliveryAcrossResubscriptions(t *testing.T) {
 	if dups := requireDelivered(t, p.ids, counts, "across resubscriptions"); dups != 0 {
 		t.Errorf("%d duplicates in a clean run across resubscriptions, want 0", dups)
 	}
-	testwait.Until(t, 20*time.Second, "every event in Kafka", func() bool {
-		cps := checkpoints(t, e)
-		for sh, seq := range p.lastSeq {
-			if cps[sh] != seq {
-				return false
-			}
-		}
-		return true
-	})
+	waitCheckpointed(t, e, p)
 	stop()
 	byShard := subscriptionsByShard(f)
 	if len(byShard) != 2 {

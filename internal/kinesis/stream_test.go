@@ -202,6 +202,21 @@ func requireDelivered(t testing.TB, ids []string, counts map[string]int, when st
 
 func checkpoints(t *testing.T, e *env) map[string]string { return leaseColumn(t, e, "Checkpoint") }
 
+// waitCheckpointed waits until every shard p wrote to is checkpointed at
+// the last sequence number p wrote there.
+func waitCheckpointed(t *testing.T, e *env, p *producer) {
+	t.Helper()
+	testwait.Until(t, 20*time.Second, "the checkpoints at the last records written", func() bool {
+		cps := checkpoints(t, e)
+		for sh, seq := range p.lastSeq {
+			if cps[sh] != seq {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // leaseColumn reads attr of every row of the lease table that has it, by
 // shard id (the balancer's heartbeat rows have no lease attributes).
 func leaseColumn(t *testing.T, e *env, attr string) map[string]string {
@@ -233,15 +248,7 @@ func TestStreamExactlyOnceInCleanRun(t *testing.T) {
 			t.Fatalf("event %s reached Kafka %d times, want exactly once", id, counts[id])
 		}
 	}
-	testwait.Until(t, 20*time.Second, "the checkpoints", func() bool {
-		cps := checkpoints(t, e)
-		for sh, seq := range p.lastSeq {
-			if cps[sh] != seq {
-				return false
-			}
-		}
-		return true
-	})
+	waitCheckpointed(t, e, p)
 	stop()
 	if cps := checkpoints(t, e); len(cps) != 4 {
 		t.Errorf("checkpoints = %v, want 4 shards", cps)
