@@ -29,6 +29,11 @@ bindir=$(mktemp -d)
 trap 'rm -rf "$out" "$sinkout" "$replayout" "$streamout" "$defaultsout" "$realout" "$conc2out" "$bindir"' EXIT
 echo "running: EVENTRELAY_BENCH_PAYLOAD=padded EVENTRELAY_BENCH_ARGS=\"--concurrency 2\" ${defaultscmd[*]}" >&2
 EVENTRELAY_BENCH_PAYLOAD=padded EVENTRELAY_BENCH_ARGS="--concurrency 2" "${defaultscmd[@]}" | tee "$conc2out" >&2
+# Go's own GC target, against the binary's default GOGC 75 (README, Memory).
+gogcout=$(mktemp)
+trap 'rm -rf "$out" "$sinkout" "$replayout" "$streamout" "$defaultsout" "$realout" "$conc2out" "$gogcout" "$bindir"' EXIT
+echo "running: EVENTRELAY_BENCH_PAYLOAD=padded GOGC=100 ${defaultscmd[*]}" >&2
+EVENTRELAY_BENCH_PAYLOAD=padded GOGC=100 "${defaultscmd[@]}" | tee "$gogcout" >&2
 # The 200 MB replay runs after the defaults scenario: what it writes is
 # still being written back to disk for a while after it ends, which slowed
 # whatever ran next.
@@ -135,7 +140,7 @@ EVENTRELAY_BENCH_EVENTS=${EVENTRELAY_BENCH_EVENTS:-20000} "${streamcmd[@]}" | te
   echo
   echo "| payload | runs | median wall s | max/min wall | median events/s | median CPU us/event | max peak RSS MB |"
   echo "|---|---|---|---|---|---|---|"
-  for f in "$defaultsout:padded" "$realout:realistic" "$conc2out:padded, --concurrency 2"; do
+  for f in "$defaultsout:padded" "$realout:realistic" "$conc2out:padded, --concurrency 2" "$gogcout:padded, GOGC=100"; do
     awk -v name="${f##*:}" '/^BenchmarkReplayDefaults/ {
         n++; for (i=2; i<=NF; i++) { if ($(i)=="wall_s") w[n]=$(i-1); if ($(i)=="events/s") e[n]=$(i-1); if ($(i)=="cpu_us/event") c[n]=$(i-1); if ($(i)=="peak_rss_MB" && $(i-1)+0 > rss) rss=$(i-1)+0 }
       }
@@ -148,11 +153,14 @@ EVENTRELAY_BENCH_EVENTS=${EVENTRELAY_BENCH_EVENTS:-20000} "${streamcmd[@]}" | te
   grep -E '^Benchmark' "$defaultsout" | sed 's/^/padded     /'
   grep -E '^Benchmark' "$realout" | sed 's/^/realistic  /'
   grep -E '^Benchmark' "$conc2out" | sed 's/^/conc-2     /'
+  grep -E '^Benchmark' "$gogcout" | sed 's/^/gogc-100   /'
   echo '```'
   echo
-  echo "The last row trades throughput for memory: \`--concurrency 2\` (the"
-  echo "command above with \`EVENTRELAY_BENCH_ARGS=\"--concurrency 2\"\`) reads two"
-  echo "objects at a time instead of four."
+  echo "\`--concurrency 2\` trades throughput for memory (the command above with"
+  echo "\`EVENTRELAY_BENCH_ARGS=\"--concurrency 2\"\`): it reads two objects at a"
+  echo "time instead of four. \`GOGC=100\` is Go's default garbage-collector target,"
+  echo "against the binary's own default of 75 (the command above with \`GOGC=100\`"
+  echo "in its environment)."
   echo
   echo "## The binary"
   echo

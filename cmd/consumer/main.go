@@ -15,8 +15,8 @@ import (
 // defaultGCPercent is the garbage collector's target (GOGC) unless the
 // GOGC environment variable sets one. Most of the heap is event bytes in
 // flight, which the default 100 lets grow to twice their size before a
-// collection: measured with the replay benchmark (BenchmarkReplayDefaults),
-// 75 lowered the peak by ~5 MB (64 -> 59 MiB) at about the same CPU per
+// collection. BENCHMARKS.md (replay with default settings) has the replay
+// at 75 and at 100: 75 peaks a few MB lower at about the same CPU per
 // event. Prometheus made the same change for the same reason.
 const defaultGCPercent = 75
 

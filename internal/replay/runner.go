@@ -45,10 +45,10 @@ type Options struct {
 }
 
 // DefaultBatchSize is the default of Options.BatchSize. A replay holds
-// about Concurrency x (InFlight + 1) batches: measured with the replay
-// benchmark (BenchmarkReplayDefaults, 4 objects x 2 in flight), 500 events
-// peaked ~20 MB lower than 1000 at the same events/s and CPU per event,
-// and 250 (with 2 or 3 in flight) was slower.
+// about Concurrency x (InFlight + 1) batches. Chosen by hand-run A/B
+// comparisons of the BenchmarkReplayDefaults scenario (there is no flag to
+// bench it with): 500 events peaked ~20 MB lower than 1000 at the same
+// events/s and CPU per event; 250 (with 2 or 3 in flight) was slower.
 const DefaultBatchSize = 500
 
 // DefaultDrainTimeout is the default of Options.DrainTimeout.
