@@ -107,12 +107,28 @@ func TestStateTimerWriteFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.every = 20 * time.Millisecond
+	// A long interval, so the change below is always deferred however slow
+	// the machine; the timer's write is then run by hand (CI once failed
+	// when 20 ms passed between LoadState and the change).
+	s.every = time.Hour
 	os.RemoveAll(filepath.Dir(path))
 	if err := s.Progress("a", 1); err != nil {
 		t.Fatalf("a change within the interval is written later, got %v", err)
 	}
-	testwait.Until(t, 5*time.Second, "the timer write fails", func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.err != nil })
+	s.mu.Lock()
+	if s.timer == nil {
+		s.mu.Unlock()
+		t.Fatal("a deferred change armed no timer")
+	}
+	s.timer.Stop()
+	s.mu.Unlock()
+	s.tick()
+	s.mu.Lock()
+	timerErr := s.err
+	s.mu.Unlock()
+	if timerErr == nil {
+		t.Fatal("the timer's write into a missing directory reported no error")
+	}
 	if err := s.Progress("a", 2); err == nil {
 		t.Error("the change after a failed timer write succeeded; want the write error")
 	}
