@@ -193,3 +193,67 @@ func TestBackfillThenFollow(t *testing.T) {
 		t.Errorf("no backfill in the logs:\n%s", logs.String())
 	}
 }
+
+// TestReplayOversizeDeadLettersTellRealSize: an event over --max-event-size
+// and a record over --max-record-size each reach the DLQ as a prefix, with
+// dlq-truncated-from giving the real length (read back by kcat), and the
+// good events around them are delivered. It failed when the header was set
+// only for values cut to fit Kafka, so a decoder's prefix looked whole.
+func TestReplayOversizeDeadLettersTellRealSize(t *testing.T) {
+	bin := consumerBinary(t)
+	kc := kafkatest.Start(t, 1, 1, "events.onewelcome", "events.dlq")
+	ev := func(id, pad string) string {
+		return `{"metadata":{"eventId":"` + id + `","type":"UserUpdatedEvent","category":"public","aggregateId":"agg-` + id + `","tenantId":"t1","occurredTime":"2024-02-01T08:10:00Z"},"payload":{"pad":"` + pad + `"}}`
+	}
+	big := ev("big", strings.Repeat("b", 3000))
+	many := make([]string, 40)
+	for i := range many {
+		many[i] = ev(fmt.Sprintf("many-%02d", i), strings.Repeat("m", 400))
+	}
+	wide := `{"events":[` + strings.Join(many, ",") + `]}`
+	lines := []string{
+		`{"events":[` + ev("before", "x") + `,` + big + `]}`,
+		wide,
+		`{"events":[` + ev("after", "y") + `]}`,
+	}
+	dir := t.TempDir()
+	hourDir := filepath.Join(dir, "public", "2024", "02", "01", "08")
+	os.MkdirAll(hourDir, 0o755)
+	os.WriteFile(filepath.Join(hourDir, "export-1"), []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+
+	rep := exec.Command(bin, "replay", dir, "--brokers", kc.Addrs[0], "--http-addr", "off", "--max-event-size", "1000",
+		"--max-record-size", "8000", "--state", filepath.Join(t.TempDir(), "s.json"))
+	if out, err := rep.CombinedOutput(); err != nil {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	if got := idsIn(t, kc.Addrs, "events.onewelcome"); len(got) != 2 || got["before"] != 1 || got["after"] != 1 {
+		t.Errorf("delivered %v, want before and after once each", got)
+	}
+	dead := kafkatest.Kcat(t, kc.Addrs, "events.dlq")
+	if len(dead) != 2 {
+		t.Fatalf("%d dead letters, want 2: %v", len(dead), dead)
+	}
+	want := map[string]struct {
+		prefix string
+		from   int
+	}{
+		"the event over --max-event-size":   {big[:1000], len(big)},
+		"the record over --max-record-size": {wide[:8000], len(wide)},
+	}
+	for what, w := range want {
+		found := false
+		for _, d := range dead {
+			if string(d.Value) != w.prefix {
+				continue
+			}
+			found = true
+			if d.Headers[sink.HeaderDLQKind] != "too_large" || d.Headers[sink.HeaderDLQTruncated] != fmt.Sprint(w.from) {
+				t.Errorf("%s: %s %q, %s %q, want too_large and %d", what, sink.HeaderDLQKind, d.Headers[sink.HeaderDLQKind],
+					sink.HeaderDLQTruncated, d.Headers[sink.HeaderDLQTruncated], w.from)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no dead letter holds its first bytes", what)
+		}
+	}
+}

@@ -130,8 +130,10 @@ func (d *Decoder) single(res *Result, f Format, data []byte, pos Position) {
 }
 
 func (d *Decoder) tooLarge(f Format, pos Position, raw []byte) *Error {
-	return newError(f, KindTooLarge, pos, raw[:min(len(raw), d.opts.MaxEventSize)],
+	e := newError(f, KindTooLarge, pos, raw[:min(len(raw), d.opts.MaxEventSize)],
 		fmt.Sprintf("event is %d bytes, over the limit of %d", len(raw), d.opts.MaxEventSize))
+	e.Size = int64(len(raw))
+	return e
 }
 
 func newError(f Format, kind ErrorKind, pos Position, raw []byte, reason string) *Error {

@@ -144,7 +144,7 @@ func TestMaxEventSize(t *testing.T) {
 	if len(res.Events) != 2 || !equalKinds(kinds(res.Errors), []ErrorKind{KindTooLarge}) {
 		t.Fatalf("events %d, errors %v", len(res.Events), res.Errors)
 	}
-	if e := res.Errors[0]; e.Pos.Index != 1 || len(e.Raw) != 400 || !strings.Contains(e.Reason, "over the limit of 400") {
+	if e := res.Errors[0]; e.Pos.Index != 1 || len(e.Raw) != 400 || e.Size != int64(len(big)) || !strings.Contains(e.Reason, "over the limit of 400") {
 		t.Errorf("too_large error = %+v", e)
 	}
 	res = decodeRecord(t, Options{Format: FormatFluent, MaxEventSize: 100}, []byte(`{"id":"x","type":"T","generatedOn":"2022-03-16T04:03:00.089+0000","pad":"`+strings.Repeat("y", 200)+`"}`))
@@ -326,6 +326,34 @@ func TestFramer(t *testing.T) {
 				if i < len(errs) && errs[i].Pos.Line != l {
 					t.Errorf("error %d on line %d, want %d", i, errs[i].Pos.Line, l)
 				}
+			}
+		})
+	}
+}
+
+// TestFramerOversizeSize: a too_large value keeps a prefix of the maximum
+// size and tells the value's real length (Size), so its dead letter can.
+func TestFramerOversizeSize(t *testing.T) {
+	value := "{\"a\":\"" + strings.Repeat("x", 100) + "\"}"
+	unclosed := "{\"a\":\"" + strings.Repeat("x", 100)
+	tests := []struct {
+		name, in string
+		size     int64
+		reason   string
+	}{
+		{"json line", value + "\n{\"b\":2}\n", int64(len(value)), "the value is 108 bytes"},
+		{"concatenated", value + `{"b":2}`, int64(len(value)), "the value is 108 bytes"},
+		{"line that never closes", unclosed + "\n{\"b\":2}\n", int64(len(unclosed)), "the line is 106 bytes"},
+		{"input ends inside it", unclosed, int64(len(unclosed)), "106 bytes or more"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errs, serr := frames(t, []byte(tc.in), 50)
+			if serr != nil || len(errs) != 1 || errs[0].Kind != KindTooLarge {
+				t.Fatalf("errors %v, stream error %v; want one too_large", errs, serr)
+			}
+			if e := errs[0]; len(e.Raw) != 50 || string(e.Raw) != tc.in[:50] || e.Size != tc.size || !strings.Contains(e.Reason, tc.reason) {
+				t.Errorf("raw %d bytes, size %d, reason %q; want 50 bytes of the value, size %d, reason with %q", len(e.Raw), e.Size, e.Reason, tc.size, tc.reason)
 			}
 		})
 	}

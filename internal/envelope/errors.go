@@ -31,6 +31,11 @@ type Error struct {
 	Pos    Position
 	Reason string
 	Raw    []byte
+	// Size is the offending value's length in bytes when Raw holds only a
+	// prefix of it (too_large), so a dead letter can tell how large the
+	// record really was; a lower bound when the input ended or failed
+	// first. 0 when Raw is the whole value.
+	Size int64
 }
 
 func (e *Error) Error() string {

@@ -297,7 +297,7 @@ func (f *Framer) oversize(pos Position, st *scanState) error {
 			switch {
 			case c == '\n':
 				f.advance(f.start + 1)
-				return &Error{Kind: KindTooLarge, Pos: pos, Raw: prefix, Reason: reason}
+				return &Error{Kind: KindTooLarge, Pos: pos, Raw: prefix, Size: total, Reason: fmt.Sprintf("%s (the line is %d bytes)", reason, total)}
 			case st.inStr && st.esc:
 				st.esc = false
 			case st.inStr && c == '\\':
@@ -315,12 +315,15 @@ func (f *Framer) oversize(pos Position, st *scanState) error {
 			f.start++
 			f.off++
 			total++
-			if len(f.stack) == 0 || len(f.stack) > maxDepth {
-				return &Error{Kind: KindTooLarge, Pos: pos, Raw: prefix, Reason: fmt.Sprintf("%s (%d bytes or more)", reason, total)}
+			if len(f.stack) == 0 {
+				return &Error{Kind: KindTooLarge, Pos: pos, Raw: prefix, Size: total, Reason: fmt.Sprintf("%s (the value is %d bytes)", reason, total)}
+			}
+			if len(f.stack) > maxDepth {
+				return &Error{Kind: KindTooLarge, Pos: pos, Raw: prefix, Size: total, Reason: fmt.Sprintf("%s (%d bytes or more)", reason, total)}
 			}
 		}
 		if f.eof || f.err != nil {
-			return &Error{Kind: KindTooLarge, Pos: pos, Raw: prefix, Reason: reason}
+			return &Error{Kind: KindTooLarge, Pos: pos, Raw: prefix, Size: total, Reason: fmt.Sprintf("%s (%d bytes or more)", reason, total)}
 		}
 		f.fill()
 	}

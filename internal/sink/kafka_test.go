@@ -166,6 +166,11 @@ func TestKafkaDeadLetters(t *testing.T) {
 	b := Batch{Events: append(evs, big), Dead: []DeadLetter{{
 		Format: envelope.FormatOneWelcome, Kind: "syntax", Reason: "syntax: invalid character", Raw: []byte("{\"events\":[oops\xff"),
 		Pos: envelope.Position{Shard: "shardId-000000000002", Sequence: "777"},
+	}, {
+		// The decoder kept a prefix of a record over --max-event-size: the
+		// header gives the record's real length, not the prefix's.
+		Format: envelope.FormatOneWelcome, Kind: "too_large", Reason: "event is 5000000 bytes, over the limit of 100", Raw: []byte(strings.Repeat("p", 100)),
+		Size: 5_000_000, Pos: envelope.Position{Shard: "shardId-000000000002", Sequence: "888"},
 	}}}
 	if err := k.Deliver(context.Background(), &b); err != nil {
 		t.Fatal(err)
@@ -173,17 +178,24 @@ func TestKafkaDeadLetters(t *testing.T) {
 	if got := kafkatest.Consume(t, c.Addrs, "events.onewelcome", 3, 10*time.Second); len(got) != 3 {
 		t.Fatalf("events topic has %d records, want 3", len(got))
 	}
-	dlq := kafkatest.Consume(t, c.Addrs, "events.dlq", 2, 10*time.Second)
-	if len(dlq) != 2 {
-		t.Fatalf("dlq has %d records, want 2", len(dlq))
+	dlq := kafkatest.Consume(t, c.Addrs, "events.dlq", 3, 10*time.Second)
+	if len(dlq) != 3 {
+		t.Fatalf("dlq has %d records, want 3", len(dlq))
 	}
 	for _, r := range dlq {
-		switch r.Headers[HeaderDLQKind] {
-		case "syntax":
+		switch {
+		case r.Headers[HeaderDLQKind] == "syntax":
 			if string(r.Value) != "{\"events\":[oops\xff" || r.Headers[HeaderPosition] != "shardId-000000000002/777#0" || r.Headers[HeaderDLQReason] == "" {
 				t.Errorf("decode dead letter = %v value %q headers %v", r, r.Value, r.Headers)
 			}
-		case "too_large":
+			if _, ok := r.Headers[HeaderDLQTruncated]; ok {
+				t.Errorf("a whole dead letter has %s = %q", HeaderDLQTruncated, r.Headers[HeaderDLQTruncated])
+			}
+		case r.Headers[HeaderDLQKind] == "too_large" && r.Headers[HeaderPosition] == "shardId-000000000002/888#0":
+			if string(r.Value) != strings.Repeat("p", 100) || r.Headers[HeaderDLQTruncated] != "5000000" {
+				t.Errorf("decoder prefix dead letter: %s = %q (want 5000000), value %d bytes", HeaderDLQTruncated, r.Headers[HeaderDLQTruncated], len(r.Value))
+			}
+		case r.Headers[HeaderDLQKind] == "too_large":
 			if r.Headers[HeaderEventID] != "big-one" || r.Headers[HeaderDLQTruncated] != fmt.Sprint(len(big.Raw)) || len(r.Value) >= len(big.Raw) {
 				t.Errorf("oversize dead letter headers = %v, %d bytes", r.Headers, len(r.Value))
 			}
@@ -191,7 +203,7 @@ func TestKafkaDeadLetters(t *testing.T) {
 			t.Errorf("unexpected dead letter %v %v", r, r.Headers)
 		}
 	}
-	if got := testutil.ToFloat64(k.m.dead.WithLabelValues("onewelcome", "too_large")); got != 1 {
+	if got := testutil.ToFloat64(k.m.dead.WithLabelValues("onewelcome", "too_large")); got != 2 {
 		t.Errorf("dlq metric too_large = %v", got)
 	}
 }

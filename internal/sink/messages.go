@@ -35,13 +35,20 @@ func (k *Kafka) addEvent(msgs *pending, e *envelope.Event, b *Batch, a *arena) {
 }
 
 // deadMessage builds the DLQ message for d: value = the raw bytes (cut to
-// fit max_message_bytes, with the original length in a header), key = the
-// source position.
+// fit max_message_bytes), key = the source position. When the value is
+// not the whole record (the decoder kept a prefix of a too_large one, or
+// it was cut here), the dlq-truncated-from header gives the record's
+// original length.
 func (k *Kafka) deadMessage(d *DeadLetter) kafka.Message {
-	m := kafka.Message{Topic: k.cfg.DLQTopic, Key: []byte(d.Pos.String()), Value: d.Raw, Headers: deadHeaders(d, 0)}
+	orig := max(int(d.Size), len(d.Raw))
+	cutFrom := 0
+	if orig > len(d.Raw) {
+		cutFrom = orig
+	}
+	m := kafka.Message{Topic: k.cfg.DLQTopic, Key: []byte(d.Pos.String()), Value: d.Raw, Headers: deadHeaders(d, cutFrom)}
 	if messageSize(&m) > k.cfg.MaxMessageBytes {
 		m.Value = nil
-		m.Headers = deadHeaders(d, len(d.Raw))
+		m.Headers = deadHeaders(d, orig)
 		m.Value = d.Raw[:max(k.cfg.MaxMessageBytes-messageSize(&m), 0)]
 	}
 	return m

@@ -57,7 +57,10 @@ type DeadLetter struct {
 	Kind   string // an envelope.ErrorKind, or "rejected" for Kafka rejections
 	Reason string
 	Raw    []byte
-	Pos    envelope.Position
+	// Size is the record's length when Raw holds only a prefix of it (an
+	// envelope.Error's Size); 0 when Raw is whole.
+	Size int64
+	Pos  envelope.Position
 	// Event is set when a decoded event was rejected by Kafka; its headers
 	// are kept on the dead letter.
 	Event *envelope.Event
@@ -68,5 +71,5 @@ const KindRejected = "rejected"
 
 // FromDecodeError turns a decode error into a dead letter.
 func FromDecodeError(e *envelope.Error) DeadLetter {
-	return DeadLetter{Format: e.Format, Kind: string(e.Kind), Reason: e.Reason, Raw: e.Raw, Pos: e.Pos}
+	return DeadLetter{Format: e.Format, Kind: string(e.Kind), Reason: e.Reason, Raw: e.Raw, Size: e.Size, Pos: e.Pos}
 }

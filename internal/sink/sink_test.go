@@ -187,12 +187,13 @@ func TestStdoutSink(t *testing.T) {
 	var out bytes.Buffer
 	s := NewStdout(&out, nil)
 	evs := testEvents(2, 2, 5)
-	b := Batch{Events: evs, Dead: []DeadLetter{{Format: "onewelcome", Kind: "syntax", Reason: "bad", Raw: []byte("\xff\x00")}}}
+	b := Batch{Events: evs, Dead: []DeadLetter{{Format: "onewelcome", Kind: "syntax", Reason: "bad", Raw: []byte("\xff\x00")},
+		{Format: "onewelcome", Kind: "too_large", Reason: "big", Raw: []byte("{\"ab"), Size: 9000}}}
 	if err := s.Deliver(context.Background(), &b); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 3 {
+	if len(lines) != 4 {
 		t.Fatalf("got %d lines", len(lines))
 	}
 	var ev struct {
@@ -202,14 +203,21 @@ func TestStdoutSink(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &ev); err != nil || ev.ID != evs[0].ID || string(ev.Raw) != string(evs[0].Raw) {
 		t.Errorf("event line %q: %v", lines[0], err)
 	}
-	var dl struct {
+	type deadLine struct {
 		DeadLetter struct {
-			Kind      string `json:"kind"`
-			RawBase64 []byte `json:"raw_base64"`
+			Kind          string `json:"kind"`
+			Raw           string `json:"raw"`
+			RawBase64     []byte `json:"raw_base64"`
+			TruncatedFrom *int64 `json:"truncated_from"`
 		} `json:"dead_letter"`
 	}
-	if err := json.Unmarshal([]byte(lines[2]), &dl); err != nil || dl.DeadLetter.Kind != "syntax" || string(dl.DeadLetter.RawBase64) != "\xff\x00" {
+	var dl deadLine
+	if err := json.Unmarshal([]byte(lines[2]), &dl); err != nil || dl.DeadLetter.Kind != "syntax" || string(dl.DeadLetter.RawBase64) != "\xff\x00" || dl.DeadLetter.TruncatedFrom != nil {
 		t.Errorf("dead letter line %q: %v", lines[2], err)
+	}
+	dl = deadLine{}
+	if err := json.Unmarshal([]byte(lines[3]), &dl); err != nil || dl.DeadLetter.Raw != "{\"ab" || dl.DeadLetter.TruncatedFrom == nil || *dl.DeadLetter.TruncatedFrom != 9000 {
+		t.Errorf("prefix dead letter line %q: %v, want truncated_from 9000", lines[3], err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

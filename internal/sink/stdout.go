@@ -33,6 +33,8 @@ type deadJSON struct {
 	Position  envelope.Position `json:"position"`
 	Raw       string            `json:"raw,omitempty"`
 	RawBase64 []byte            `json:"raw_base64,omitempty"`
+	// TruncatedFrom is the record's length when raw is only its prefix.
+	TruncatedFrom int64 `json:"truncated_from,omitempty"`
 }
 
 // Deliver writes the batch and flushes; it is acknowledged once written.
@@ -57,6 +59,9 @@ func (s *Stdout) Deliver(ctx context.Context, b *Batch) error {
 	for i := range b.Dead {
 		d := &b.Dead[i]
 		dj := deadJSON{Format: d.Format, Kind: d.Kind, Reason: d.Reason, Position: d.Pos}
+		if d.Size > int64(len(d.Raw)) {
+			dj.TruncatedFrom = d.Size
+		}
 		if utf8.Valid(d.Raw) {
 			dj.Raw = string(d.Raw)
 		} else {
