@@ -63,13 +63,29 @@ func (o *Overlap) Contains(id string) bool {
 	return ok && !t.Before(o.newest.Add(-o.span))
 }
 
-// Recording wraps a sink so every acknowledged batch is observed.
-func (o *Overlap) Recording(s sink.Sink) sink.Sink { return recording{Sink: s, o: o} }
+// Recording wraps a sink so every acknowledged batch is observed. It
+// keeps only copies (ids, times), so when s says when batch bytes are free
+// (sink.WriteFailures) the wrapper says it too, and the replay reuses its
+// read buffers as it does without the wrapper.
+func (o *Overlap) Recording(s sink.Sink) sink.Sink {
+	r := recording{Sink: s, o: o}
+	if wf, ok := s.(sink.WriteFailures); ok {
+		return recordingFreed{recording: r, wf: wf}
+	}
+	return r
+}
 
 type recording struct {
 	sink.Sink
 	o *Overlap
 }
+
+type recordingFreed struct {
+	recording
+	wf sink.WriteFailures
+}
+
+func (r recordingFreed) WriteFailures() uint64 { return r.wf.WriteFailures() }
 
 func (r recording) Deliver(ctx context.Context, b *sink.Batch) error {
 	if err := r.Sink.Deliver(ctx, b); err != nil {
