@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/eventrelay/eventrelay/internal/sink"
+	"github.com/eventrelay/eventrelay/internal/testwait"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
@@ -178,7 +179,9 @@ func TestResendAfterRetry(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(50 * time.Millisecond) // u1 and u2 written before u0
+	// u1 and u2 written before u0 (waited for, not slept on: a loaded
+	// machine may take longer than any fixed pause).
+	testwait.Until(t, 5*time.Second, "u1 and u2 written", func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.written) == 2 })
 	s.gate("u0") <- errRetried
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)
