@@ -30,6 +30,11 @@ status); a 401 refreshes the token once; other 4xx and a page larger than
 max_body_size (default 64 MiB) stop with an error. A cursor older
 than the API's retention is reported (logged and counted), not skipped silently.
 
+The cursor lives in source.<api>.state_file (without one it is kept in memory
+only and every start reads again from source.<api>.start, default 24h back).
+With --sink stdout the poll is a preview: it starts from the saved cursor and
+never writes it.
+
 Examples:
   consumer poll akeneo-logs --config /etc/eventrelay/config.yaml
   consumer poll fluent-events --config dev.yaml --once --sink stdout
@@ -85,11 +90,25 @@ func runPoll(ctx context.Context, args []string, io stdio, getenv func(string) s
 		return exitFor(err)
 	}
 	defer s.Close()
+	// A stdout sink is a preview: it starts from the saved cursor, so it
+	// shows what the next real poll would deliver, and never moves it.
+	preview := cfg.SinkType() == "stdout"
 	var p *poll.Poller
+	var stateFile string
 	if pos[0] == "akeneo-logs" {
-		p, err = poll.NewAkeneo(cfg.Source.Akeneo, s, log, srv.Registry())
+		a := cfg.Source.Akeneo
+		a.Preview, stateFile = preview, a.StateFile
+		p, err = poll.NewAkeneo(a, s, log, srv.Registry())
 	} else {
-		p, err = poll.NewFluent(cfg.Source.Fluent, s, log, srv.Registry())
+		fc := cfg.Source.Fluent
+		fc.Preview, stateFile = preview, fc.StateFile
+		p, err = poll.NewFluent(fc, s, log, srv.Registry())
+	}
+	switch {
+	case preview && stateFile != "":
+		log.Info().Str("state_file", stateFile).Msg("stdout sink: a preview from the saved cursor; the cursor is not advanced")
+	case stateFile == "":
+		log.Warn().Msg("no state_file: the cursor is kept in memory only, so a restart reads again from source.*.start")
 	}
 	if err != nil {
 		fmt.Fprintf(io.err, "consumer poll: %v\n", err)

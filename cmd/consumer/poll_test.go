@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/eventrelay/eventrelay/internal/kafkatest"
 )
 
 // TestPollCommand runs `consumer poll fluent-events --once` against a
@@ -52,9 +54,25 @@ func TestPollCommand(t *testing.T) {
 	if code != exitOK || strings.Count(out, "\n") != 2 || !strings.Contains(out, `"key":"ORDER:2"`) {
 		t.Fatalf("poll: exit %d\nout %s\nerr %s", code, out, stderr)
 	}
+	// A stdout poll is a preview: it leaves the cursor alone (it used to
+	// advance it, so the real poll after a preview skipped its events).
+	if _, err := os.Stat(env["EVENTRELAY_SOURCE_FLUENT_STATE_FILE"]); !os.IsNotExist(err) {
+		t.Errorf("a stdout preview wrote the cursor file (stat: %v)", err)
+	}
+	code, out, _ = run("poll", "fluent-events", "--once", "--sink", "stdout", "--http-addr", "off")
+	if code != exitOK || strings.Count(out, "\n") != 2 {
+		t.Errorf("a second preview: exit %d, want the same 2 events, out %q", code, out)
+	}
+	kc := kafkatest.Start(t, 1, 1, "events.fluent", "events.dlq")
+	if code, _, stderr := run("poll", "fluent-events", "--once", "--brokers", kc.Addrs[0], "--http-addr", "off"); code != exitOK {
+		t.Fatalf("poll into Kafka: exit %d\n%s", code, stderr)
+	}
+	if got := idsIn(t, kc.Addrs, "events.fluent"); len(got) != 2 || got["e1"] != 1 || got["e2"] != 1 {
+		t.Errorf("Kafka after a preview and a real poll: %v, want e1 and e2 once", got)
+	}
 	code, out, _ = run("poll", "fluent-events", "--once", "--sink", "stdout", "--http-addr", "off")
 	if code != exitOK || out != "" {
-		t.Errorf("second poll repeated events: exit %d, out %q", code, out)
+		t.Errorf("a preview after the real poll repeated delivered events: exit %d, out %q", code, out)
 	}
 	if code, _, stderr := run("poll", "akeneo-logs", "--once", "--sink", "stdout", "--http-addr", "off"); code != exitUsage || !strings.Contains(stderr, "source.akeneo.pim_url") {
 		t.Errorf("akeneo without config: exit %d, %s", code, stderr)

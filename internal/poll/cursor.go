@@ -17,8 +17,10 @@ import (
 // for de-duplication across overlapping windows.
 type Cursor struct {
 	path string
-	mu   sync.Mutex
-	d    cursorData
+	// readOnly keeps the changes in memory only (a preview).
+	readOnly bool
+	mu       sync.Mutex
+	d        cursorData
 }
 
 type cursorData struct {
@@ -87,7 +89,7 @@ func (c *Cursor) Advance(t, keepFrom time.Time) error {
 }
 
 func (c *Cursor) save() error {
-	if c.path == "" {
+	if c.path == "" || c.readOnly {
 		return nil
 	}
 	b, err := json.Marshal(c.d)

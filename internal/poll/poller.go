@@ -45,6 +45,10 @@ type Common struct {
 	// API answers. Default DefaultOnceAttempts (about two minutes of
 	// backoff).
 	OnceAttempts int `yaml:"once_attempts"`
+	// Preview reads the cursor but never writes it: set for a stdout sink,
+	// so a dry run shows what the next real poll would deliver and leaves
+	// the cursor (and the ids delivered) where they were.
+	Preview bool `yaml:"-"`
 }
 
 // Defaults of Common.
@@ -115,6 +119,7 @@ func newPoller(v vendor, c *client, cfg Common, s sink.Sink, log zerolog.Logger,
 	if err != nil {
 		return nil, err
 	}
+	state.readOnly = cfg.Preview
 	c.log = log
 	return &Poller{v: v, c: c, cfg: cfg, dec: dec, sink: s, state: state, log: log, m: newMetrics(reg, v.name()), pm: pipeline.NewMetrics(reg), now: time.Now}, nil
 }
