@@ -75,24 +75,46 @@ func commands() []command {
 
 // run dispatches a subcommand and returns the process exit code.
 func run(ctx context.Context, args []string, io stdio, getenv func(string) string) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		if len(args) > 1 {
+	if len(args) == 0 || isHelpFlag(args[0]) || args[0] == "help" {
+		if len(args) > 1 && args[0] == "help" && args[1] != "help" {
 			return run(ctx, []string{args[1], "--help"}, io, getenv)
 		}
-		usage(io.out)
 		if len(args) == 0 {
+			usage(io.err)
 			return exitUsage
 		}
+		usage(io.out)
 		return exitOK
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
+			if helpAsked(args[1:]) {
+				// Help that was asked for goes to stdout (so it pages and
+				// greps); flag mistakes still print usage on stderr.
+				io.err = io.out
+			}
 			return c.run(ctx, args[1:], io, getenv)
 		}
 	}
 	fmt.Fprintf(io.err, "consumer: unknown command %q\n\n", args[0])
 	usage(io.err)
 	return exitUsage
+}
+
+func isHelpFlag(a string) bool { return a == "-h" || a == "-help" || a == "--help" }
+
+// helpAsked reports whether a command's arguments ask for its help (a help
+// flag before any "--").
+func helpAsked(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if isHelpFlag(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func usage(w io.Writer) {

@@ -80,7 +80,7 @@ func TestDecodeStdinAndExitCodes(t *testing.T) {
 		{"bad flag", "", []string{"decode", "--nope"}, exitUsage, ""},
 		{"help", "", []string{"help", "decode"}, exitOK, ""},
 		{"unknown command", "", []string{"frobnicate"}, exitUsage, ""},
-		{"no command", "", nil, exitUsage, "Commands:"},
+		{"no command", "", nil, exitUsage, ""}, // the usage goes to stderr: TestHelpOnStdout
 		{"version", "", []string{"version"}, exitOK, "consumer dev"},
 	}
 	for _, tc := range tests {
@@ -97,10 +97,33 @@ func TestDecodeStdinAndExitCodes(t *testing.T) {
 }
 
 func TestHelpTeaches(t *testing.T) {
-	_, _, stderr := runCLI(t, "", "decode", "--help")
+	_, stdout, _ := runCLI(t, "", "decode", "--help")
 	for _, want := range []string{"Examples:", "--format", "exit code is 1", "gzip"} {
-		if !strings.Contains(stderr, want) && !strings.Contains(stderr, strings.TrimPrefix(want, "-")) {
+		if !strings.Contains(stdout, want) && !strings.Contains(stdout, strings.TrimPrefix(want, "-")) {
 			t.Errorf("decode help lacks %q", want)
+		}
+	}
+}
+
+// TestHelpOnStdout: help that was asked for, in every form and for every
+// command, is printed on stdout with exit 0 (so `consumer help replay |
+// less` works); `help help` once recursed until the stack overflowed.
+func TestHelpOnStdout(t *testing.T) {
+	forms := [][]string{{"help"}, {"--help"}, {"-h"}, {"help", "help"}}
+	for _, c := range commands() {
+		forms = append(forms, []string{"help", c.name}, []string{c.name, "--help"}, []string{c.name, "-h"})
+	}
+	for _, args := range forms {
+		code, stdout, stderr := runCLI(t, "", args...)
+		if code != exitOK || !strings.Contains(strings.ToLower(stdout), "usage") || stderr != "" {
+			t.Errorf("%v: exit %d, %d bytes on stdout, stderr %.200q; want exit 0 and the help on stdout", args, code, len(stdout), stderr)
+		}
+	}
+	// A mistake still prints the usage on stderr and exits 2.
+	for _, args := range [][]string{{}, {"replay", "--no-such-flag"}, {"version", "extra"}, {"nonsense"}} {
+		code, stdout, stderr := runCLI(t, "", args...)
+		if code != exitUsage || stdout != "" || !strings.Contains(strings.ToLower(stderr), "usage") {
+			t.Errorf("%v: exit %d, stdout %.100q, stderr %d bytes; want exit 2 and the usage on stderr", args, code, stdout, len(stderr))
 		}
 	}
 }

@@ -103,7 +103,7 @@ func TestReplayNothingToReplay(t *testing.T) {
 			}
 		})
 	}
-	if _, _, help := runCLI(t, "", "replay", "--help"); !strings.Contains(help, "nothing to replay") || !strings.Contains(help, "--lateness") {
+	if _, help, _ := runCLI(t, "", "replay", "--help"); !strings.Contains(help, "nothing to replay") || !strings.Contains(help, "--lateness") {
 		t.Errorf("help does not document the nothing-to-replay exit or --lateness:\n%s", help)
 	}
 }

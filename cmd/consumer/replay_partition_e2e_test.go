@@ -149,7 +149,7 @@ func TestReplayBadPartition(t *testing.T) {
 			t.Errorf("--partition %s ($%s=%q): exit %d, want %d naming --partition and its form\nstderr: %s", tc.spec, replay.IndexEnv, tc.index, code, exitUsage, stderr)
 		}
 	}
-	_, _, help := runCLI(t, "", "replay", "--help")
+	_, help, _ := runCLI(t, "", "replay", "--help")
 	for _, w := range []string{"--partition", "index/n", replay.IndexEnv, "Indexed Job"} {
 		if !strings.Contains(help, w) {
 			t.Errorf("replay --help does not mention %q", w)

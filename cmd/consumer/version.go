@@ -15,9 +15,21 @@ var (
 	buildDate = ""
 )
 
+const versionHelp = `Usage: consumer version
+
+Prints the version, the commit and the build date stamped by 'make build', and
+the Go version and platform, on one line. It takes no flags.
+
+Example:
+  consumer version
+`
+
 func runVersion(_ context.Context, args []string, io stdio, _ func(string) string) int {
 	if len(args) > 0 {
-		fmt.Fprintln(io.err, "usage: consumer version")
+		fmt.Fprint(io.err, versionHelp)
+		if len(args) == 1 && isHelpFlag(args[0]) {
+			return exitOK
+		}
 		return exitUsage
 	}
 	c, d := commit, buildDate
