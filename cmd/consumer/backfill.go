@@ -35,10 +35,12 @@ func (b backfill) validate() error {
 	case b.from == "":
 		return errors.New("--backfill needs --backfill-from")
 	case b.overlap <= 0:
-		return errors.New("--backfill-overlap must be positive")
+		return fmt.Errorf("--backfill-overlap: must be positive, got %s", b.overlap)
 	}
-	_, err := replay.ParseTime(b.from)
-	return err
+	if _, err := replay.ParseTime(b.from); err != nil {
+		return fmt.Errorf("--backfill-from: %w", err)
+	}
+	return nil
 }
 
 // prelude is the backfill as the stream worker's prelude; nil without

@@ -107,3 +107,34 @@ func TestSizeFlagsAreUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestNegativeFlagsAreUsageErrors: a negative count, rate or duration is a
+// usage error naming the flag (they once ran with the default, silently);
+// 0 keeps meaning the default (or no limit, for --rate).
+func TestNegativeFlagsAreUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		flag, value, want string
+	}{
+		{"--concurrency", "-1", "--concurrency: must not be negative (0 takes the default), got -1"},
+		{"--rate", "-5", "--rate: must not be negative (0: no limit), got -5"},
+		{"--rate", "NaN", "--rate: must not be negative (0: no limit), got NaN"},
+		{"--drain-timeout", "-1s", "--drain-timeout: must not be negative (0 takes the default), got -1s"},
+		{"--progress-timeout", "-1s", "--progress-timeout: must not be negative (0 takes the default), got -1s"},
+	} {
+		for _, mode := range []string{"--dry-run", "--sink=stdout"} {
+			code, stdout, stderr := runEnv(t, nil, "replay", mode, tc.flag, tc.value, dir)
+			if code != exitUsage || !strings.Contains(stderr, tc.want) {
+				t.Errorf("replay %s %s %s: exit %d, want %d and %q:\n%s%s", mode, tc.flag, tc.value, code, exitUsage, tc.want, stdout, stderr)
+			}
+		}
+	}
+	code, _, stderr := runEnv(t, nil, "stream", "--sink", "stdout", "--stream", "s", "--backfill", dir, "--backfill-from", "2024-01-01", "--backfill-overlap", "-1h")
+	if code != exitUsage || !strings.Contains(stderr, "--backfill-overlap: must be positive, got -1h0m0s") {
+		t.Errorf("stream --backfill-overlap -1h: exit %d, stderr %s", code, stderr)
+	}
+	code, _, stderr = runEnv(t, nil, "stream", "--sink", "stdout", "--stream", "s", "--backfill", dir, "--backfill-from", "yesterday")
+	if code != exitUsage || !strings.Contains(stderr, "--backfill-from: ") {
+		t.Errorf("stream --backfill-from yesterday: exit %d, want the error to name the flag: %s", code, stderr)
+	}
+}

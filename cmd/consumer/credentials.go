@@ -5,11 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/eventrelay/eventrelay/internal/app"
 	"github.com/eventrelay/eventrelay/internal/assumerole"
+	"github.com/eventrelay/eventrelay/internal/retry"
+	"github.com/eventrelay/eventrelay/internal/secret"
 )
 
 const credentialsHelp = `Usage: consumer credentials [flags]
@@ -20,8 +23,10 @@ assumes --role-arn with the external ID when given, and prints the identity
 STS reports. Use it when setting up cross-account access; secrets are never
 printed.
 
-Exit codes: 0 the role was assumed, 3 STS refused (wrong external ID, role or
-trust policy) or no base credentials were found, 2 bad flags.
+Exit codes: 0 the role was assumed, 1 AWS could not be reached (refused,
+timed out, unknown host), 2 bad flags or an unreadable --external-id-file,
+3 STS refused (wrong external ID, role or trust policy) or no base
+credentials were found.
 
 Examples:
   consumer credentials --role-arn arn:aws:iam::111122223333:role/onewelcome-stream \
@@ -56,10 +61,16 @@ func runCredentials(ctx context.Context, args []string, io stdio, _ func(string)
 		fmt.Fprintf(io.err, "consumer credentials: %v\n", err)
 		return exitUsage
 	}
+	if r.ExternalIDFile != "" {
+		if _, err := secret.FromFile("--external-id-file", r.ExternalIDFile); err != nil {
+			fmt.Fprintf(io.err, "consumer credentials: %v\n", err)
+			return exitUsage
+		}
+	}
 	cfg, _, err := assumerole.Load(ctx, c, r)
 	if err != nil {
 		fmt.Fprintf(io.err, "consumer credentials: %v\n", err)
-		return exitCredentials
+		return credentialsExit(ctx, err)
 	}
 	id, err := sts.NewFromConfig(cfg, func(o *sts.Options) {
 		if e := c.EndpointFor(assumerole.ServiceSTS); e != "" {
@@ -68,8 +79,18 @@ func runCredentials(ctx context.Context, args []string, io stdio, _ func(string)
 	}).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		fmt.Fprintf(io.err, "consumer credentials: asking STS who we are: %v\n", err)
-		return exitCredentials
+		return credentialsExit(ctx, err)
 	}
 	fmt.Fprintf(io.out, "account %s\narn %s\nregion %s\n", aws.ToString(id.Account), aws.ToString(id.Arn), cfg.Region)
 	return exitOK
+}
+
+// credentialsExit tells an AWS that could not be reached (exit 1) from one
+// that refused (exit 3).
+func credentialsExit(ctx context.Context, err error) int {
+	var dns *net.DNSError
+	if retry.Network(ctx, err) || errors.As(err, &dns) {
+		return exitBadInput
+	}
+	return exitCredentials
 }

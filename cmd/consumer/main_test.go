@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/eventrelay/eventrelay/internal/awstest"
+	"github.com/eventrelay/eventrelay/internal/testnet"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
@@ -154,6 +156,16 @@ func TestCredentialsCommand(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "", "credentials", "--role-arn", "not-an-arn"); code != exitUsage {
 		t.Errorf("bad ARN: exit %d, want %d", code, exitUsage)
+	}
+	// A missing secret file is a usage error naming the flag, and an STS
+	// that cannot be reached is not "AWS refused" (both once exited 3).
+	code, _, stderr = runCLI(t, "", "credentials", "--sts-endpoint", sts.URL, "--role-arn", role, "--external-id-file", filepath.Join(dir, "missing"))
+	if code != exitUsage || !strings.Contains(stderr, "--external-id-file") {
+		t.Errorf("missing external ID file: exit %d (want %d), stderr %q", code, exitUsage, stderr)
+	}
+	code, _, stderr = runCLI(t, "", "credentials", "--region", "eu-west-1", "--sts-endpoint", fmt.Sprintf("http://127.0.0.1:%d", testnet.FreePorts(t, 1)[0]), "--role-arn", role, "--external-id-file", right)
+	if code != exitBadInput || !strings.Contains(stderr, "refused") {
+		t.Errorf("unreachable STS: exit %d (want %d), stderr %q", code, exitBadInput, stderr)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -101,14 +102,14 @@ func runReplay(ctx context.Context, args []string, io stdio, getenv func(string)
 	fs.SetOutput(io.err)
 	var f replayFlags
 	f.common.register(fs, getenv, io.environ)
-	fs.StringVar(&f.from, "from", "", "keep events at or after this time (UTC)")
-	fs.StringVar(&f.to, "to", "", "keep events before this time (UTC)")
+	fs.StringVar(&f.from, "from", "", "keep events at or after this time: a UTC date (2024-02-01), hour (2024-02-01T09) or RFC 3339 time")
+	fs.StringVar(&f.to, "to", "", "keep events before this time (same forms as --from)")
 	fs.StringVar(&f.layout, "layout", "auto", "auto, firehose, daily, infobip or flat")
 	fs.StringVar(&f.format, "format", "auto", "event format; auto takes the layout's (onewelcome, fulfillmenttools, infobip) or sniffs each record")
 	fs.StringVar(&f.tenant, "tenant", "", "tenant for exports whose events carry none (default: from a fulfillmenttools bucket name or a path component so named; required for fulfillmenttools otherwise)")
-	fs.DurationVar(&f.progressTimeout, "progress-timeout", replay.DefaultStallAfter, "warn (and show in eventrelay_replay_seconds_since_progress) when nothing is read or delivered for this long")
-	fs.StringVar(&f.lateness, "lateness", "auto", "how long after an event occurred it may be filed under a later folder; auto: the layout's (firehose 1h, daily 24h, infobip 1h)")
-	fs.IntVar(&f.concurrency, "concurrency", 4, "objects read at once")
+	fs.DurationVar(&f.progressTimeout, "progress-timeout", replay.DefaultStallAfter, "warn (and show in eventrelay_replay_seconds_since_progress) when nothing is read or delivered for this long (0 takes the default)")
+	fs.StringVar(&f.lateness, "lateness", "auto", "how long after an event occurred it may be filed under a later folder, a duration such as 2h or 90m; auto: the layout's (firehose 1h, daily 24h, infobip 1h)")
+	fs.IntVar(&f.concurrency, "concurrency", 4, "objects read at once (0 takes the default)")
 	fs.Float64Var(&f.rate, "rate", 0, "most events per second (0: no limit), so a backfill does not starve live consumers")
 	fs.StringVar(&f.stateFile, "state", "", "progress file (default $XDG_STATE_HOME/eventrelay/replay-<hash of URLs and window>[-part-<i>-of-<n>].json, or under ~/.local/state/eventrelay/)")
 	fs.BoolVar(&f.restart, "restart", false, "ignore earlier progress and replay everything again")
@@ -117,7 +118,7 @@ func runReplay(ctx context.Context, args []string, io stdio, getenv func(string)
 	fs.StringVar(&f.gcsKeyFile, "gcs-key-file", "", "GCS service-account key file, e.g. the one fulfillmenttools hands out; no other credential type is accepted (default: application default credentials — GOOGLE_APPLICATION_CREDENTIALS, workload identity)")
 	fs.IntVar(&f.maxEvent, "max-event-size", envelope.DefaultMaxEventSize, "reject events larger than this many bytes")
 	fs.IntVar(&f.maxRecord, "max-record-size", envelope.DefaultMaxRecordSize, "reject records larger than this many bytes")
-	fs.DurationVar(&f.drain, "drain-timeout", replay.DefaultDrainTimeout, "on SIGINT/SIGTERM, how long what was read may take to be delivered and recorded (reading stops at once; a second signal exits)")
+	fs.DurationVar(&f.drain, "drain-timeout", replay.DefaultDrainTimeout, "on SIGINT/SIGTERM, how long what was read may take to be delivered and recorded (reading stops at once; a second signal exits; 0 takes the default)")
 	fs.Usage = func() {
 		fmt.Fprint(io.err, replayHelp)
 		fs.PrintDefaults()
@@ -208,6 +209,9 @@ func (f replayFlags) job(urls []string, getenv func(string) string) (config.Conf
 	if err := checkSizeFlags(f.maxEvent, f.maxRecord); err != nil {
 		return config.Config{}, nil, err
 	}
+	if err := f.checkLimits(); err != nil {
+		return config.Config{}, nil, err
+	}
 	cfg, err := f.common.load(getenv)
 	if err == nil && !f.dryRun {
 		err = configTargets["replay"].check(cfg)
@@ -220,6 +224,27 @@ func (f replayFlags) job(urls []string, getenv func(string) string) (config.Conf
 		j.State = replay.NoState // a preview records no progress
 	}
 	return cfg, j, nil
+}
+
+// checkLimits refuses negative counts, rates and durations, naming the
+// flag (0 keeps meaning the default, or no limit for --rate).
+func (f replayFlags) checkLimits() error {
+	var errs []error
+	if f.concurrency < 0 {
+		errs = append(errs, fmt.Errorf("--concurrency: must not be negative (0 takes the default), got %d", f.concurrency))
+	}
+	if !(f.rate >= 0) || math.IsInf(f.rate, 0) { // NaN fails every comparison
+		errs = append(errs, fmt.Errorf("--rate: must not be negative (0: no limit), got %v", f.rate))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--drain-timeout", f.drain}, {"--progress-timeout", f.progressTimeout}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: must not be negative (0 takes the default), got %s", d.name, d.v))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // target names where a run's events go, for the replay state.

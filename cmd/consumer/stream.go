@@ -46,7 +46,7 @@ func runStream(ctx context.Context, args []string, io stdio, getenv func(string)
 	streamName := fs.String("stream", "", "Kinesis stream name (overrides source.kinesis.stream)")
 	bf := backfill{getenv: getenv}
 	fs.StringVar(&bf.url, "backfill", "", "before following the stream, replay this export (s3://, gs:// or a directory) from --backfill-from; only when the lease table has no checkpoints yet")
-	fs.StringVar(&bf.from, "backfill-from", "", "start of the backfill (UTC); required with --backfill")
+	fs.StringVar(&bf.from, "backfill-from", "", "start of the backfill: a UTC date (2024-02-01), hour (2024-02-01T09) or RFC 3339 time; required with --backfill")
 	fs.DurationVar(&bf.overlap, "backfill-overlap", 10*time.Minute, "the stream starts this long before the newest backfilled event; events in both are delivered once")
 	fs.Usage = func() {
 		fmt.Fprint(io.err, streamHelp)

@@ -25,8 +25,13 @@ func (c Common) Validate(prefix string) error {
 			errs = append(errs, fmt.Errorf("%s.%s: must be positive, got %s", prefix, d.name, d.v))
 		}
 	}
-	if c.PageSize <= 0 {
-		errs = append(errs, fmt.Errorf("%s.page_size: must be positive, got %d", prefix, c.PageSize))
+	for _, d := range []struct {
+		name string
+		v    int64
+	}{{"page_size", int64(c.PageSize)}, {"max_body_size", c.MaxBodySize}, {"once_attempts", int64(c.OnceAttempts)}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s.%s: must be positive, got %d", prefix, d.name, d.v))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -381,6 +381,9 @@ func TestPollConfigNumericFields(t *testing.T) {
 		{func() error { c := fl; c.Timeout = -time.Second; return c.Validate() }(), "source.fluent.timeout: must be positive, got -1s"},
 		{func() error { c := fl; c.Overlap = -time.Second; return c.Validate() }(), "source.fluent.overlap: must be positive, got -1s"},
 		{func() error { c := fl; c.Start = -time.Second; return c.Validate() }(), "source.fluent.start: must be positive, got -1s"},
+		// These once fell back to the default silently.
+		{func() error { c := ak; c.MaxBodySize = -1; return c.Validate() }(), "source.akeneo.max_body_size: must be positive, got -1"},
+		{func() error { c := fl; c.OnceAttempts = -5; return c.Validate() }(), "source.fluent.once_attempts: must be positive, got -5"},
 	}
 	for _, tc := range tests {
 		if tc.err == nil || !strings.Contains(tc.err.Error(), tc.want) {

@@ -70,10 +70,10 @@ func (c Common) withDefaults() Common {
 	if c.PageSize == 0 {
 		c.PageSize = 100
 	}
-	if c.MaxBodySize <= 0 {
+	if c.MaxBodySize == 0 {
 		c.MaxBodySize = DefaultMaxBodySize
 	}
-	if c.OnceAttempts <= 0 {
+	if c.OnceAttempts == 0 {
 		c.OnceAttempts = DefaultOnceAttempts
 	}
 	return c

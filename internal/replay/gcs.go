@@ -76,13 +76,14 @@ func newGCSClient(ctx context.Context, keyFile string, headerTimeout time.Durati
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: base, Timeout: headerTimeout})
 	var src oauth2.TokenSource
 	if keyFile != "" {
+		// A key file that cannot be used is a configuration error (exit 2).
 		key, err := readServiceAccountKey(keyFile)
 		if err != nil {
-			return nil, "", err
+			return nil, "", &invalidError{err}
 		}
 		conf, err := google.JWTConfigFromJSON(key, gcsReadOnlyScope)
 		if err != nil {
-			return nil, "", fmt.Errorf("creating the GCS client from --gcs-key-file %s (a service-account key is required): %w", keyFile, err)
+			return nil, "", invalid("creating the GCS client from --gcs-key-file %s (a service-account key is required): %w", keyFile, err)
 		}
 		src = conf.TokenSource(ctx)
 	} else {

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -62,8 +63,15 @@ func TestGCSKeyFileMustBeServiceAccount(t *testing.T) {
 				if !strings.Contains(err.Error(), "service-account key is required") {
 					t.Errorf("error does not say what is required: %v", err)
 				}
+				if !errors.Is(err, ErrInvalid) {
+					t.Errorf("a wrong key file is not a configuration error (ErrInvalid, exit 2): %v", err)
+				}
 			}
 		})
+	}
+	_, _, err = NewGCSClient(context.Background(), filepath.Join(t.TempDir(), "missing.json"))
+	if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "--gcs-key-file") {
+		t.Errorf("a missing key file: %v, want a configuration error (ErrInvalid) naming --gcs-key-file", err)
 	}
 }
 
