@@ -11,8 +11,10 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/eventrelay/eventrelay/internal/assumerole"
@@ -169,6 +171,13 @@ func (c Config) Validate() error {
 	case "", "auto", "json", "console":
 	default:
 		errs = append(errs, fmt.Errorf("log.format: want auto, json or console, got %q", c.Log.Format))
+	}
+	if a := c.HTTP.Addr; a != "" && a != "off" {
+		if _, port, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("http.addr: want host:port (:8080, 127.0.0.1:9090) or off, got %q", a))
+		} else if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+			errs = append(errs, fmt.Errorf("http.addr: port %q is not a number from 0 to 65535", port))
+		}
 	}
 	switch c.SinkType() {
 	case "kafka":

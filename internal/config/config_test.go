@@ -78,6 +78,10 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"log:\n  level: loud\nsink:\n  type: stdout\nsource:\n  kinesis:\n    stream: s\n", "log.level"},
 		{"sink:\n  type: stdout\nsource:\n  kinesis:\n    stream: s\n    initial_position: NOW\n", "source.kinesis.initial_position"},
 		{"sink:\n  type: stdout\nsource:\n  kinesis:\n    stream: s\naws:\n  stream_role:\n    role_arn: nope\n", "aws.stream_role.role_arn"},
+		// config check once passed addresses every command refuses to listen on.
+		{"http:\n  addr: nonsense\nsink:\n  type: stdout\nsource:\n  kinesis:\n    stream: s\n", `http.addr: want host:port (:8080, 127.0.0.1:9090) or off, got "nonsense"`},
+		{"http:\n  addr: \":http\"\nsink:\n  type: stdout\nsource:\n  kinesis:\n    stream: s\n", `http.addr: port "http" is not a number`},
+		{"http:\n  addr: \":70000\"\nsink:\n  type: stdout\nsource:\n  kinesis:\n    stream: s\n", `http.addr: port "70000" is not a number`},
 	}
 	for _, tc := range tests {
 		c, err := Load(write(t, tc.yaml), env(nil))

@@ -66,6 +66,11 @@ func TestOneWelcomeRecord(t *testing.T) {
 		{"deep nesting", `{"events":[{"metadata":{},"payload":` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}]}`, nil, []ErrorKind{KindSyntax}},
 		{"escaped fields", `{"events":[{"metadata":{"eventId":"e\u00e9\"","type":"T","occurredTime":"2022-07-13T17:00:00Z"}}]}`, []string{"eé\""}, nil},
 		{"wrong type", `{"events":[{"metadata":{"eventId":{"x":1},"type":"T","occurredTime":"2022-07-13T17:00:00Z"}}]}`, nil, []ErrorKind{KindWrongType}},
+		// metadata that is not an object is the wrong type, not missing
+		// fields (it once reported missing_field); null is absent.
+		{"metadata a string", `{"events":[{"metadata":"x"},` + e1 + `]}`, []string{"e1"}, []ErrorKind{KindWrongType}},
+		{"metadata an array", `{"events":[{"metadata":[1]}]}`, nil, []ErrorKind{KindWrongType}},
+		{"metadata null", `{"events":[{"metadata":null}]}`, nil, []ErrorKind{KindMissingField}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,6 +139,28 @@ func TestOneWelcomeFields(t *testing.T) {
 	}
 	if res.Events[1].Key != "e2" {
 		t.Errorf("event without aggregateId keyed %q, want its event id", res.Events[1].Key)
+	}
+}
+
+// TestWrongTypeReasons: a wrong_type error says what the member must be;
+// an optional nested object (a fulfillmenttools payload, a Fluent context)
+// of another type only leaves its fields unset.
+func TestWrongTypeReasons(t *testing.T) {
+	res := decodeRecord(t, Options{Format: FormatOneWelcome}, []byte(`{"events":[{"metadata":"x"}]}`))
+	if len(res.Errors) != 1 || res.Errors[0].Reason != "wrong_type: metadata must be an object" {
+		t.Errorf("metadata string: %v", res.Errors)
+	}
+	res = decodeRecord(t, Options{Format: FormatOneWelcome}, []byte(`{"events":[{"metadata":{"eventId":"e","type":["T"],"occurredTime":"2022-07-13T17:00:00Z"}}]}`))
+	if len(res.Errors) != 1 || res.Errors[0].Reason != "wrong_type: metadata.type must be a string" {
+		t.Errorf("type array: %v", res.Errors)
+	}
+	res = decodeRecord(t, Options{Format: FormatFulfillmenttools, Tenant: "acme"}, []byte(`{"id":"f1","eventName":"ORDER_CREATED","created":"2024-02-01T10:00:00Z","payload":[{"id":"o1"}]}`))
+	if len(res.Errors) != 0 || len(res.Events) != 1 || res.Events[0].Key != "f1" {
+		t.Errorf("fulfillmenttools payload array: events %v errors %v, want one event keyed by its id", res.Events, res.Errors)
+	}
+	res = decodeRecord(t, Options{Format: FormatFluent}, []byte(`{"id":"x","name":null,"type":"T","accountId":"A","context":"none","generatedOn":"2022-03-16T04:03:00.089+0000"}`))
+	if len(res.Errors) != 0 || len(res.Events) != 1 {
+		t.Errorf("Fluent context string: events %v errors %v, want one event", res.Events, res.Errors)
 	}
 }
 

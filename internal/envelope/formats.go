@@ -39,12 +39,17 @@ type objectMap struct {
 type nestedObject struct {
 	name string
 	m    *objectMap
+	// strict: a value other than an object (or null) is wrong_type, for
+	// objects holding required fields (OneWelcome's metadata). Otherwise
+	// it only means the optional fields inside are absent (a
+	// fulfillmenttools payload need not be an object).
+	strict bool
 }
 
-func (m *objectMap) sub(key []byte) *objectMap {
-	for _, n := range m.nested {
-		if len(n.name) == len(key) && n.name == string(key) {
-			return n.m
+func (m *objectMap) sub(key []byte) *nestedObject {
+	for i := range m.nested {
+		if n := &m.nested[i]; len(n.name) == len(key) && n.name == string(key) {
+			return n
 		}
 	}
 	return nil
@@ -52,16 +57,18 @@ func (m *objectMap) sub(key []byte) *objectMap {
 
 // collect walks the object under it and stores the members named in m,
 // returning the index past the object. A member of the wrong type yields
-// its name in bad.
+// in bad what it must be ("metadata.eventId must be a string", "metadata
+// must be an object"); null counts as absent.
 func (b *builder) collect(it objIter, m *objectMap) (end int, bad string, err *syntaxError) {
 	for {
 		key, ok, err := it.nextKey()
 		if err != nil || !ok {
 			return it.i, bad, err
 		}
-		if sub := m.sub(key); sub != nil {
+		sub := m.sub(key)
+		if sub != nil {
 			if child, isObj := it.child(); isObj {
-				end, childBad, err := b.collect(child, sub)
+				end, childBad, err := b.collect(child, sub.m)
 				it.i = end
 				if err != nil {
 					return it.i, bad, err
@@ -76,8 +83,11 @@ func (b *builder) collect(it objIter, m *objectMap) (end int, bad string, err *s
 		if err != nil {
 			return it.i, bad, err
 		}
+		if sub != nil && sub.strict && bad == "" && string(it.d[vs:ve]) != "null" {
+			bad = string(key) + " must be an object"
+		}
 		if fi, want := m.fields.lookup(key); want && !b.text(fi, it.d[vs:ve]) && bad == "" {
-			bad = string(key)
+			bad = string(key) + " must be a string"
 		}
 	}
 }
@@ -94,7 +104,7 @@ func (d *Decoder) object(f Format, raw []byte, pos Position, m *objectMap, requi
 		return Event{}, newError(f, KindSyntax, pos, raw, fmt.Sprintf("syntax: unexpected data after the event at byte %d", rest))
 	}
 	if bad != "" {
-		return Event{}, newError(f, KindWrongType, pos, raw, fmt.Sprintf("wrong_type: %s must be a string", bad))
+		return Event{}, newError(f, KindWrongType, pos, raw, "wrong_type: "+bad)
 	}
 	if finish != nil {
 		finish(&d.b)
@@ -103,7 +113,7 @@ func (d *Decoder) object(f Format, raw []byte, pos Position, m *objectMap, requi
 }
 
 // OneWelcome: {"metadata":{...},"payload":{...}}; see FORMATS.md.
-var oneWelcomeEvent = &objectMap{nested: []nestedObject{{"metadata", &objectMap{fields: fieldMap{{"eventId", fID}, {"type", fType}, {"tenantId", fTenant}, {"aggregateId", fKey}, {"category", fCategory}, {"occurredTime", fTime}}}}}}
+var oneWelcomeEvent = &objectMap{nested: []nestedObject{{name: "metadata", strict: true, m: &objectMap{fields: fieldMap{{"eventId", fID}, {"type", fType}, {"tenantId", fTenant}, {"aggregateId", fKey}, {"category", fCategory}, {"occurredTime", fTime}}}}}}
 
 var oneWelcomeRequired = &requiredFields{fID: "metadata.eventId", fType: "metadata.type", fTime: "metadata.occurredTime"}
 
@@ -113,7 +123,7 @@ func oneWelcomeFinish(b *builder) { b.fallback(fKey, fID) }
 // fulfillmenttools: {"id","eventName","payload":{"id",...},"created"}.
 var fulfillmenttoolsEvent = &objectMap{
 	fields: fieldMap{{"id", fID}, {"eventName", fType}, {"created", fTime}},
-	nested: []nestedObject{{"payload", &objectMap{fields: fieldMap{{"id", fKey}}}}},
+	nested: []nestedObject{{name: "payload", m: &objectMap{fields: fieldMap{{"id", fKey}}}}},
 }
 
 var fulfillmenttoolsRequired = &requiredFields{fID: "id", fType: "eventName", fTime: "created"}
@@ -187,7 +197,7 @@ func derivedIDName(object string) string {
 // ruleset, rule or action name users route on; may be null) becomes Name.
 var fluentEvent = &objectMap{
 	fields: fieldMap{{"id", fID}, {"name", fName}, {"type", fType}, {"accountId", fTenant}, {"category", fCategory}, {"generatedOn", fTime}},
-	nested: []nestedObject{{"context", &objectMap{fields: fieldMap{{"rootEntityType", fA}, {"rootEntityId", fB}, {"rootEntityRef", fC}, {"entityType", fD}, {"entityId", fE}}}}},
+	nested: []nestedObject{{name: "context", m: &objectMap{fields: fieldMap{{"rootEntityType", fA}, {"rootEntityId", fB}, {"rootEntityRef", fC}, {"entityType", fD}, {"entityId", fE}}}}},
 }
 
 var fluentRequired = &requiredFields{fID: "id", fType: "type", fTime: "generatedOn"}

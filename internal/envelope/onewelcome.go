@@ -130,7 +130,7 @@ func (d *Decoder) oneWelcomeElement(res *Result, data []byte, i int, pos Positio
 	case len(raw) > d.opts.MaxEventSize:
 		res.Errors = append(res.Errors, d.tooLarge(f, pos, raw))
 	case bad != "":
-		res.Errors = append(res.Errors, newError(f, KindWrongType, pos, raw, fmt.Sprintf("wrong_type: %s must be a string", bad)))
+		res.Errors = append(res.Errors, newError(f, KindWrongType, pos, raw, "wrong_type: "+bad))
 	default:
 		oneWelcomeFinish(&d.b)
 		ev, derr := d.b.event(f, raw, pos, oneWelcomeRequired)
