@@ -32,6 +32,12 @@ sink.kafka.brokers -> EVENTRELAY_SINK_KAFKA_BROKERS (lists comma-separated). An
 EVENTRELAY_* variable that matches no field is an error, as is an unknown field
 or a value of the wrong type in the file; each names the field's path.
 Exit codes: 0 valid, 2 invalid (each problem names its field).
+
+Examples:
+  consumer config example > eventrelay.yaml
+  consumer config check eventrelay.yaml
+  consumer config check --for replay eventrelay.yaml
+  EVENTRELAY_SINK_KAFKA_BROKERS=kafka:9092 consumer config check eventrelay.yaml
 `
 
 // configTarget is what one command needs of the configuration.

@@ -34,6 +34,7 @@ func TestConfigCheckValidatesWhatTheFileConfigures(t *testing.T) {
 		{"fluent asked but not configured", sinkOnly, []string{"--for", "fluent-events"}, exitUsage, "source.fluent."},
 		{"unknown target", sinkOnly, []string{"--for", "kinesis"}, exitUsage, "--for: want stream"},
 		{"negative max_event_size", stream + "    max_event_size: -1\n", nil, exitUsage, "source.kinesis.max_event_size: must be positive, got -1"},
+		{"TLS cert without key", sinkOnly + "    tls:\n      enabled: true\n      cert_file: /nonexistent/client.pem\n", nil, exitUsage, "sink.kafka.tls.cert_file: cert_file and key_file must be set together"},
 		{"negative shard_sync_interval", stream + "    shard_sync_interval: -10s\n", nil, exitUsage, "source.kinesis.shard_sync_interval: must be at least 1ms, got -10s"},
 	}
 	for _, tc := range cases {
@@ -43,6 +44,9 @@ func TestConfigCheckValidatesWhatTheFileConfigures(t *testing.T) {
 			code, stdout, stderr := runCLI(t, "", append(append([]string{"config", "check"}, tc.args...), path)...)
 			if code != tc.code || !strings.Contains(stdout+stderr, tc.want) {
 				t.Errorf("exit %d (want %d), output lacks %q:\n%s%s", code, tc.code, tc.want, stdout, stderr)
+			}
+			if strings.Contains(stderr, "open :") {
+				t.Errorf("an error about reading an unset file:\n%s", stderr)
 			}
 		})
 	}

@@ -62,8 +62,15 @@ func runPoll(ctx context.Context, args []string, io stdio, getenv func(string) s
 		}
 		return exitUsage
 	}
-	if len(pos) != 1 || (pos[0] != "akeneo-logs" && pos[0] != "fluent-events") {
+	switch {
+	case len(pos) == 0:
 		fmt.Fprintln(io.err, "consumer poll: name the API: akeneo-logs or fluent-events (see --help)")
+		return exitUsage
+	case len(pos) > 1:
+		fmt.Fprintf(io.err, "consumer poll: one API at a time, got %q (see --help)\n", pos)
+		return exitUsage
+	case pos[0] != "akeneo-logs" && pos[0] != "fluent-events":
+		fmt.Fprintf(io.err, "consumer poll: unknown API %q: want akeneo-logs or fluent-events (see --help)\n", pos[0])
 		return exitUsage
 	}
 	cfg, err := f.load(getenv)

@@ -77,8 +77,8 @@ func TestPollCommand(t *testing.T) {
 	if code, _, stderr := run("poll", "akeneo-logs", "--once", "--sink", "stdout", "--http-addr", "off"); code != exitUsage || !strings.Contains(stderr, "source.akeneo.pim_url") {
 		t.Errorf("akeneo without config: exit %d, %s", code, stderr)
 	}
-	if code, _, _ := run("poll", "salesforce"); code != exitUsage {
-		t.Errorf("unknown API: exit %d", code)
+	if code, _, stderr := run("poll", "salesforce"); code != exitUsage || !strings.Contains(stderr, `unknown API "salesforce"`) {
+		t.Errorf("unknown API: exit %d, stderr %q", code, stderr)
 	}
 }
 

@@ -213,7 +213,10 @@ func (c KafkaConfig) validateSASL() []error {
 // tls.cert_file and key_file when TLS is on, sasl.password_file when SASL
 // is), as it reads them; errors name the setting.
 func (c KafkaConfig) CheckFiles() error {
-	_, tlsErr := c.TLS.build()
+	var tlsErr error
+	if (c.TLS.CertFile == "") == (c.TLS.KeyFile == "") { // else Validate says so, naming both
+		_, tlsErr = c.TLS.build()
+	}
 	_, saslErr := c.SASL.build()
 	return errors.Join(tlsErr, saslErr)
 }
@@ -248,6 +251,9 @@ func (c TLSConfig) build() (*tls.Config, error) {
 		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("sink.kafka.tls.ca_file: no certificate found in %s", c.CAFile)
 		}
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return nil, errors.New("sink.kafka.tls.cert_file: cert_file and key_file must be set together")
 	}
 	if c.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
