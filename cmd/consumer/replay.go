@@ -88,6 +88,7 @@ type replayFlags struct {
 	tenant, stateFile   string
 	lateness            string
 	progressTimeout     time.Duration
+	readStall           time.Duration
 	concurrency         int
 	rate                float64
 	restart, dryRun     bool
@@ -118,6 +119,7 @@ func runReplay(ctx context.Context, args []string, io stdio, getenv func(string)
 	fs.StringVar(&f.gcsKeyFile, "gcs-key-file", "", "GCS service-account key file, e.g. the one fulfillmenttools hands out; no other credential type is accepted (default: application default credentials — GOOGLE_APPLICATION_CREDENTIALS, workload identity)")
 	fs.IntVar(&f.maxEvent, "max-event-size", envelope.DefaultMaxEventSize, "reject events larger than this many bytes")
 	fs.IntVar(&f.maxRecord, "max-record-size", envelope.DefaultMaxRecordSize, "reject records larger than this many bytes")
+	fs.DurationVar(&f.readStall, "read-stall", replay.DefaultReadStall, "how long one read of an S3/GCS object may wait for bytes before the connection is dropped and the read goes on from the same byte on a new one (0 takes the default)")
 	fs.DurationVar(&f.drain, "drain-timeout", replay.DefaultDrainTimeout, "on SIGINT/SIGTERM, how long what was read may take to be delivered and recorded (reading stops at once; a second signal exits; 0 takes the default)")
 	fs.Usage = func() {
 		fmt.Fprint(io.err, replayHelp)
@@ -179,7 +181,7 @@ func (f replayFlags) job(urls []string, getenv func(string) string) (config.Conf
 		return config.Config{}, nil, errors.New("give at least one URL (s3://bucket/prefix, gs://bucket/prefix or a directory); see --help")
 	}
 	j := &replay.Job{URLs: urls, Tenant: f.tenant, Concurrency: f.concurrency, RateLimit: f.rate, State: f.stateFile,
-		Restart: f.restart, ProgressTimeout: f.progressTimeout, GCSKeyFile: f.gcsKeyFile, MaxEventSize: f.maxEvent, MaxRecordSize: f.maxRecord, DrainTimeout: f.drain, Getenv: getenv}
+		Restart: f.restart, ProgressTimeout: f.progressTimeout, GCSKeyFile: f.gcsKeyFile, MaxEventSize: f.maxEvent, MaxRecordSize: f.maxRecord, DrainTimeout: f.drain, ReadStall: f.readStall, Getenv: getenv}
 	var err error
 	if j.Partition, err = replay.ParsePartition(f.partition, getenv); err != nil {
 		return config.Config{}, nil, fmt.Errorf("--partition %w", err)
@@ -239,7 +241,7 @@ func (f replayFlags) checkLimits() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"--drain-timeout", f.drain}, {"--progress-timeout", f.progressTimeout}} {
+	}{{"--drain-timeout", f.drain}, {"--progress-timeout", f.progressTimeout}, {"--read-stall", f.readStall}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s: must not be negative (0 takes the default), got %s", d.name, d.v))
 		}

@@ -63,7 +63,7 @@ func BuildSink(ctx context.Context, c config.Config, out io.Writer, log zerolog.
 			k.Close()
 			return nil, err
 		}
-		log.Warn().Err(err).Dur("retry_in", delay).Msg("kafka not reachable yet")
+		log.Warn().Err(err).Stringer("retry_in", delay).Msg("kafka not reachable yet")
 		select {
 		case <-ctx.Done():
 		case <-time.After(delay):

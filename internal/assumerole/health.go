@@ -78,7 +78,7 @@ func Watch(ctx context.Context, cache aws.CredentialsProvider, creds *Credential
 			} else {
 				delay = min(delay*2, interval)
 			}
-			log.Error().Err(err).Str("role_arn", creds.role).Dur("retry_in", delay).Msg("refreshing AWS credentials failed")
+			log.Error().Err(err).Str("role_arn", creds.role).Stringer("retry_in", delay).Msg("refreshing AWS credentials failed")
 			continue
 		}
 		if delay != interval {

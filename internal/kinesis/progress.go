@@ -83,7 +83,7 @@ func (s *Stream) watch(ctx context.Context) {
 				switch {
 				case sp.stalled > s.cfg.ProgressTimeout && !reported[sp.shard]:
 					reported[sp.shard] = true
-					s.log.Warn().Str("shard_id", sp.shard).Dur("stalled_for", sp.stalled).Str("waiting_on", sp.waiting).
+					s.log.Warn().Str("shard_id", sp.shard).Stringer("stalled_for", sp.stalled.Round(time.Second)).Str("waiting_on", sp.waiting).
 						Msg("shard made no progress for longer than progress_timeout")
 				case sp.stalled <= s.cfg.ProgressTimeout && reported[sp.shard]:
 					delete(reported, sp.shard)

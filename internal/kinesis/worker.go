@@ -224,7 +224,7 @@ func (s *Stream) Run(ctx context.Context) error {
 	case fatal = <-s.fatal:
 		s.log.Error().Err(fatal).Msg("stopping the worker: the failed shard is not checkpointed and will be read again after the fix")
 	}
-	s.log.Info().Dur("drain_timeout", s.cfg.DrainTimeout).Msg("draining: finishing in-flight batches, checkpointing, releasing leases")
+	s.log.Info().Stringer("drain_timeout", s.cfg.DrainTimeout).Msg("draining: finishing in-flight batches, checkpointing, releasing leases")
 	stopBalancing()
 	done := make(chan struct{})
 	go func() {
@@ -248,7 +248,7 @@ func (s *Stream) Run(ctx context.Context) error {
 		select {
 		case <-done:
 		case <-time.After(drainGrace):
-			s.log.Error().Dur("drain_timeout", s.cfg.DrainTimeout).Msg("a dependency stalls the shutdown; exiting without waiting for it")
+			s.log.Error().Stringer("drain_timeout", s.cfg.DrainTimeout).Msg("a dependency stalls the shutdown; exiting without waiting for it")
 		}
 		return fmt.Errorf("drain timed out after %s: undelivered batches were not checkpointed and will be read again", s.cfg.DrainTimeout)
 	}

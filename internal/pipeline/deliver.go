@@ -33,7 +33,7 @@ func Deliver(ctx context.Context, s sink.Sink, b *sink.Batch, log zerolog.Logger
 			return fmt.Errorf("batch of %d messages not delivered: %w", b.Len(), err)
 		}
 		b.Retried = true
-		log.Error().Err(err).Int("messages", b.Len()).Dur("retry_in", delay).Msg("sink refused the batch; retrying")
+		log.Error().Err(err).Int("messages", b.Len()).Stringer("retry_in", delay).Msg("sink refused the batch; retrying")
 		if err := backoff.Sleep(ctx, delay); err != nil {
 			return fmt.Errorf("batch of %d messages not delivered: %w", b.Len(), err)
 		}

@@ -57,7 +57,7 @@ func (c *client) get(ctx context.Context, url string) ([]byte, error) {
 			return nil, fmt.Errorf("GET %s: %w", redactURL(url), err)
 		case err != nil:
 			last = err
-			c.log.Warn().Err(err).Dur("retry_in", delay).Msg("request failed; retrying")
+			c.log.Warn().Err(err).Stringer("retry_in", delay).Msg("request failed; retrying")
 		case resp.StatusCode == http.StatusOK:
 			return body, nil
 		case resp.StatusCode == http.StatusUnauthorized && c.refresh != nil && !refreshed:
@@ -74,7 +74,7 @@ func (c *client) get(ctx context.Context, url string) ([]byte, error) {
 			if d, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
 				delay = max(d, 100*time.Millisecond)
 			}
-			c.log.Warn().Int("status", resp.StatusCode).Dur("retry_in", delay).Msg("API throttled or failing; retrying")
+			c.log.Warn().Int("status", resp.StatusCode).Stringer("retry_in", delay).Msg("API throttled or failing; retrying")
 		default:
 			return nil, fmt.Errorf("GET %s: HTTP %d: %s", redactURL(url), resp.StatusCode, snippet(body))
 		}

@@ -178,7 +178,7 @@ func (p *Poller) Once(ctx context.Context) (Stats, error) {
 		oldest := now.Add(-r).Add(time.Minute)
 		if !cursor.IsZero() {
 			p.m.gaps.Inc()
-			p.log.Error().Time("cursor", cursor).Time("oldest_kept", oldest).Dur("retention", r).
+			p.log.Error().Time("cursor", cursor).Time("oldest_kept", oldest).Stringer("retention", r).
 				Msg("the cursor is older than the API's retention: entries between the cursor and oldest_kept are gone and cannot be delivered")
 		}
 		st.From = oldest

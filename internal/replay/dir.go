@@ -90,19 +90,23 @@ func (d DirStore) Dirs(_ context.Context, prefix string) ([]string, error) {
 // Open implements Store. The file is opened without blocking (opening a
 // FIFO for reading would wait for a writer) and refused unless it is a
 // regular file: it may have been replaced since it was listed.
-func (d DirStore) Open(_ context.Context, key string) (io.ReadCloser, error) {
+// Files have no version: "".
+func (d DirStore) Open(_ context.Context, key string, at ReadAt) (io.ReadCloser, string, error) {
 	path := filepath.Join(d.Root, filepath.FromSlash(key))
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", path, err)
+		return nil, "", fmt.Errorf("opening %s: %w", path, err)
 	}
 	info, err := f.Stat()
 	if err == nil && !info.Mode().IsRegular() {
 		err = fmt.Errorf("not a regular file (%s)", info.Mode().Type())
 	}
+	if err == nil && at.From > 0 {
+		_, err = f.Seek(at.From, io.SeekStart)
+	}
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("opening %s: %w", path, err)
+		return nil, "", fmt.Errorf("opening %s: %w", path, err)
 	}
-	return f, nil
+	return f, "", nil
 }

@@ -156,9 +156,10 @@ func (g GCSStore) pages(ctx context.Context, prefix, delim string, fn func(*gcsO
 			if err != nil {
 				return err
 			}
-			defer resp.Body.Close()
+			body := newStallBody(resp.Body, gcsHeaderTimeout) // a listing that stops mid-body fails, and is asked again
+			defer body.Close()
 			page = gcsObjects{}
-			if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+			if err := json.NewDecoder(body).Decode(&page); err != nil {
 				return fmt.Errorf("reading the listing: %w", err)
 			}
 			return nil
@@ -183,20 +184,25 @@ func (g GCSStore) pages(ctx context.Context, prefix, delim string, fn func(*gcsO
 // The framer gunzips by magic bytes, so the object is decompressed exactly
 // once, and byte offsets in the replay state are offsets in the stored
 // object.
-func (g GCSStore) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+func (g GCSStore) Open(ctx context.Context, key string, at ReadAt) (io.ReadCloser, string, error) {
+	q := url.Values{"alt": {"media"}}
+	if at.Version != "" {
+		q.Set("generation", at.Version)
+	}
 	var body io.ReadCloser
+	var generation string
 	err := g.retry(ctx, func() error {
-		resp, err := g.get(ctx, g.objectsURL(key)+"?alt=media", "gzip")
+		resp, err := g.getRange(ctx, g.objectsURL(key)+"?"+q.Encode(), "gzip", at.From)
 		if err != nil {
 			return err
 		}
-		body = resp.Body
+		body, generation = resp.Body, resp.Header.Get("X-Goog-Generation")
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reading gs://%s/%s: %w", g.Bucket, key, err)
+		return nil, "", fmt.Errorf("reading gs://%s/%s: %w", g.Bucket, key, err)
 	}
-	return body, nil
+	return body, generation, nil
 }
 
 // objectsURL is the URL of the bucket's objects, or of the object key.
@@ -210,6 +216,11 @@ func (g GCSStore) objectsURL(key string) string {
 
 // get sends one GET; an answer other than 2xx is returned as a *gcsError.
 func (g GCSStore) get(ctx context.Context, u, acceptEncoding string) (*http.Response, error) {
+	return g.getRange(ctx, u, acceptEncoding, 0)
+}
+
+// getRange is get from byte offset from on.
+func (g GCSStore) getRange(ctx context.Context, u, acceptEncoding string, from int64) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -217,6 +228,9 @@ func (g GCSStore) get(ctx context.Context, u, acceptEncoding string) (*http.Resp
 	req.Header.Set("User-Agent", "eventrelay")
 	if acceptEncoding != "" {
 		req.Header.Set("Accept-Encoding", acceptEncoding)
+	}
+	if from > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", from))
 	}
 	resp, err := g.HTTP.Do(req)
 	if err != nil {
@@ -282,6 +296,9 @@ func (g GCSStore) retry(ctx context.Context, op func() error) error {
 // 429, most 5xx), a token endpoint answering so, or a network failure
 // (retry.HTTP). A refused token (a revoked key) is not.
 func gcsTransient(ctx context.Context, err error) bool {
+	if errors.Is(err, errReadStalled) {
+		return ctx.Err() == nil
+	}
 	var apiErr *gcsError
 	if errors.As(err, &apiErr) {
 		return retry.HTTPStatus(apiErr.Code)

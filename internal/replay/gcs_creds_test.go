@@ -153,7 +153,7 @@ func TestGCSServiceAccountAuth(t *testing.T) {
 	if len(listed) != 1 || listed[0].Key != "2024-02-01/a.json" || listed[0].Size != 2 {
 		t.Fatalf("listed %+v", listed)
 	}
-	rc, err := g.Open(context.Background(), listed[0].Key)
+	rc, _, err := g.Open(context.Background(), listed[0].Key, ReadAt{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ func TestGCSStoreReadsStoredBytes(t *testing.T) {
 	if len(listed) != 1 || listed[0].Key != gz || listed[0].Size != int64(len(x.objects[gz])) {
 		t.Fatalf("listed %+v, want %s of %d bytes", listed, gz, len(x.objects[gz]))
 	}
-	rc, err := g.Open(context.Background(), gz)
+	rc, _, err := g.Open(context.Background(), gz, ReadAt{})
 	if err != nil {
 		t.Fatalf("open after two 503s: %v", err)
 	}
@@ -78,7 +78,7 @@ func TestGCSStoreReadsStoredBytes(t *testing.T) {
 	if !bytes.Equal(got, x.objects[gz]) {
 		t.Errorf("read %d bytes (gzip: %v), want the %d stored gzip bytes", len(got), envelope.IsGzip(got), len(x.objects[gz]))
 	}
-	if _, err := g.Open(context.Background(), "missing.json.gz"); err == nil || !strings.Contains(err.Error(), "404") {
+	if _, _, err := g.Open(context.Background(), "missing.json.gz", ReadAt{}); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("missing object: %v, want a 404 at once", err)
 	}
 	if n := media.Load(); n != 4 {
@@ -123,7 +123,7 @@ func TestGCSStoreSilentPeer(t *testing.T) {
 	}
 	g := GCSStore{HTTP: hc, Endpoint: endpoint, Bucket: "b", Attempts: 2}
 	errc := make(chan error, 1)
-	go func() { _, err := g.Open(context.Background(), "a.json"); errc <- err }()
+	go func() { _, _, err := g.Open(context.Background(), "a.json", ReadAt{}); errc <- err }()
 	select {
 	case err := <-errc:
 		if err == nil || !strings.Contains(err.Error(), "timeout awaiting response headers") {

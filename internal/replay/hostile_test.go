@@ -140,13 +140,13 @@ type stuckStore struct {
 	opened chan struct{}
 }
 
-func (s stuckStore) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+func (s stuckStore) Open(ctx context.Context, key string, at ReadAt) (io.ReadCloser, string, error) {
 	if key != s.key {
-		return s.DirStore.Open(ctx, key)
+		return s.DirStore.Open(ctx, key, at)
 	}
 	close(s.opened)
 	r, _ := io.Pipe()
-	return r, nil
+	return r, "", nil
 }
 
 // TestReplayStuckReadEndsWithCtx: the end of ctx cuts a read blocked on

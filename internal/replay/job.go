@@ -51,6 +51,9 @@ type Job struct {
 	// ProgressTimeout: how long the run may make no progress before it
 	// warns (default DefaultStallAfter).
 	ProgressTimeout time.Duration
+	// ReadStall: how long one read of an object may wait for bytes before
+	// it is resumed on a new connection (Options.ReadStall).
+	ReadStall time.Duration
 	// Target names where the events go (sink type, brokers, topics). It is
 	// part of the replay's identity: progress made toward one target is
 	// never taken for another's.
@@ -191,7 +194,12 @@ func (j *Job) planURL(ctx context.Context, u string) (Source, urlPlan, error) {
 		return Source{}, urlPlan{}, err
 	}
 	late := j.Lateness
-	found, objs, err := Plan(ctx, store, loc.Prefix, j.Layout, j.Window, late)
+	log := j.logger()
+	log.Info().Str("source", loc.String()).Msg("listing")
+	watched := newListWatch(store)
+	stopWatch := watched.watch(loc.String(), j.ProgressTimeout, log)
+	found, objs, err := Plan(ctx, watched, loc.Prefix, j.Layout, j.Window, late)
+	stopWatch()
 	if err != nil {
 		return Source{}, urlPlan{}, fmt.Errorf("planning %s: %w", loc, err)
 	}
@@ -268,7 +276,8 @@ func (j *Job) openStore(ctx context.Context, loc Location) (Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("aws.replay_role: %w", err)
 		}
-		return S3Store{Client: NewS3Client(cfg, j.AWS.EndpointFor(assumerole.ServiceS3)), Bucket: loc.Bucket}, nil
+		return S3Store{Client: NewS3Client(cfg, j.AWS.EndpointFor(assumerole.ServiceS3)), Bucket: loc.Bucket,
+			BodyHTTP: BodyHTTPClient(cfg, gcsHeaderTimeout)}, nil
 	case "gs":
 		hc, endpoint, err := NewGCSClient(ctx, j.GCSKeyFile)
 		if err != nil {
@@ -356,7 +365,7 @@ func (j *Job) Run(ctx context.Context, s sink.Sink) (Summary, error) {
 	}
 	r := NewRunner(Options{Window: j.Window, Tenant: j.Tenant, Concurrency: j.Concurrency, InFlight: j.InFlight,
 		BatchSize: j.BatchSize, RateLimit: j.RateLimit, MaxEventSize: j.MaxEventSize, MaxRecordSize: j.MaxRecordSize,
-		DrainTimeout: j.DrainTimeout}, s, state, log)
+		DrainTimeout: j.DrainTimeout, ReadStall: j.ReadStall}, s, state, log)
 	r.Progress.Partition = j.Partition.String()
 	r.Progress.Register(j.Registry)
 	r.Progress.StallAfter = j.ProgressTimeout

@@ -16,6 +16,8 @@ type Progress struct {
 	objectsTotal, objectsDone atomic.Int64
 	bytesTotal, bytesDone     atomic.Int64
 	events                    atomic.Int64
+	// resumes counts object reads resumed after a network failure.
+	resumes atomic.Int64
 	// moved is when bytes were last read or events delivered (unix nanos).
 	moved atomic.Int64
 	// StallAfter: Report warns when the run makes no progress for this
@@ -52,6 +54,9 @@ func (p *Progress) Register(reg prometheus.Registerer) {
 		f("eventrelay_replay_bytes_done", "Stored bytes read so far.", &p.bytesDone),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventrelay_replay_events_total", Help: "Events the replay delivered."},
 			func() float64 { return float64(p.events.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "eventrelay_replay_read_resumes_total",
+			Help: "Object reads resumed from the same byte after the connection failed or stalled."},
+			func() float64 { return float64(p.resumes.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eventrelay_replay_seconds_since_progress",
 			Help: "Seconds since the replay last read bytes or delivered events."},
 			func() float64 { return p.since(time.Now()).Seconds() }),
@@ -95,7 +100,7 @@ func (p *Progress) Report(ctx context.Context, w io.Writer, tty bool, log zerolo
 			}
 			if d := p.since(now); d > stallAfter && !stalled {
 				stalled = true
-				log.Warn().Dur("stalled_for", d).Int64("objects_done", p.objectsDone.Load()).Int64("objects", p.objectsTotal.Load()).
+				log.Warn().Stringer("stalled_for", d.Round(time.Second)).Int64("objects_done", p.objectsDone.Load()).Int64("objects", p.objectsTotal.Load()).
 					Msg("replay made no progress: no bytes read and no events delivered (a stalled store or Kafka)")
 			}
 			if now.Sub(lastReport) >= every {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -111,7 +112,18 @@ func writeDir(t *testing.T, x exportSet) string {
 
 func s3Store(t *testing.T, bucket string, x exportSet) S3Store {
 	t.Helper()
-	srv := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+	return s3StoreWith(t, bucket, x, nil)
+}
+
+// s3StoreWith is s3Store with the fake's handler wrapped by wrap (nil:
+// unwrapped).
+func s3StoreWith(t *testing.T, bucket string, x exportSet, wrap func(http.Handler) http.Handler) S3Store {
+	t.Helper()
+	h := gofakes3.New(s3mem.New()).Server()
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}
 	c := NewS3Client(cfg, srv.URL)
@@ -173,11 +185,11 @@ func (c *countingStore) List(ctx context.Context, prefix string, fn func(Object)
 	return c.Store.List(ctx, prefix, fn)
 }
 
-func (c *countingStore) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+func (c *countingStore) Open(ctx context.Context, key string, at ReadAt) (io.ReadCloser, string, error) {
 	c.mu.Lock()
 	c.opened = append(c.opened, key)
 	c.mu.Unlock()
-	return c.Store.Open(ctx, key)
+	return c.Store.Open(ctx, key, at)
 }
 
 func replayInto(t *testing.T, k sink.Sink, store Store, prefix string, layout Layout, w Window, opts Options) (Summary, error) {

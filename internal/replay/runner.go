@@ -42,6 +42,10 @@ type Options struct {
 	// units already read may take to be delivered and acknowledged; no
 	// more is read meanwhile. Default DefaultDrainTimeout.
 	DrainTimeout time.Duration
+	// ReadStall is how long one read of an object may wait for bytes
+	// before the connection is dropped and the read resumed from the same
+	// byte (resumingReader). Default DefaultReadStall.
+	ReadStall time.Duration
 }
 
 // DefaultBatchSize is the default of Options.BatchSize. A replay holds
@@ -270,7 +274,7 @@ func (r *Runner) object(ctx, stop context.Context, j job) (st ObjectStats, skipp
 	if err != nil {
 		return st, false, err
 	}
-	rc, err := j.store.Open(stop, j.obj.Key)
+	rc, err := openResuming(stop, j.store, j.obj, r.opts.ReadStall, log, &r.Progress.resumes)
 	if err != nil {
 		return st, false, r.objectErr(log, id, stop, err)
 	}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -13,6 +16,8 @@ import (
 type S3Store struct {
 	Client *s3.Client
 	Bucket string
+	// BodyHTTP reads object bodies (BodyHTTPClient); nil: the client's.
+	BodyHTTP aws.HTTPClient
 }
 
 // NewS3Client makes an S3 client from an aws.Config (credentials from
@@ -66,10 +71,35 @@ func (s S3Store) Dirs(ctx context.Context, prefix string) ([]string, error) {
 }
 
 // Open implements Store.
-func (s S3Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
-	out, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(key)})
-	if err != nil {
-		return nil, fmt.Errorf("getting s3://%s/%s: %w", s.Bucket, key, err)
+// The body is read with BodyHTTP when set: the configuration's client
+// bounds whole requests (30 s), which a body read at the pace of Kafka
+// must not be; resumingReader bounds each read instead.
+func (s S3Store) Open(ctx context.Context, key string, at ReadAt) (io.ReadCloser, string, error) {
+	in := &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(key)}
+	if at.From > 0 {
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-", at.From))
 	}
-	return out.Body, nil
+	if at.Version != "" {
+		in.IfMatch = aws.String(at.Version)
+	}
+	out, err := s.Client.GetObject(ctx, in, func(o *s3.Options) {
+		if s.BodyHTTP != nil {
+			o.HTTPClient = s.BodyHTTP
+		}
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("getting s3://%s/%s: %w", s.Bucket, key, err)
+	}
+	return out.Body, aws.ToString(out.ETag), nil
+}
+
+// BodyHTTPClient is the HTTP client for object bodies derived from the
+// configuration's: the same transport settings (a CA bundle included), no
+// bound on the whole request, and headerTimeout for the response headers.
+func BodyHTTPClient(cfg aws.Config, headerTimeout time.Duration) aws.HTTPClient {
+	b, ok := cfg.HTTPClient.(*awshttp.BuildableClient)
+	if !ok || b == nil {
+		b = awshttp.NewBuildableClient()
+	}
+	return b.WithTimeout(0).WithTransportOptions(func(t *http.Transport) { t.ResponseHeaderTimeout = headerTimeout })
 }

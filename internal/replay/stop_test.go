@@ -26,17 +26,17 @@ type stallingStore struct {
 	reached chan struct{}
 }
 
-func (s stallingStore) Open(ctx context.Context, key string) (io.ReadCloser, error) {
-	rc, err := s.Store.Open(ctx, key)
+func (s stallingStore) Open(ctx context.Context, key string, at ReadAt) (io.ReadCloser, string, error) {
+	rc, _, err := s.Store.Open(ctx, key, at)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	b, err := io.ReadAll(rc)
 	rc.Close()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return &stallingReader{src: b[:s.cut], closed: make(chan struct{}), reached: s.reached}, nil
+	return &stallingReader{src: b[:s.cut], closed: make(chan struct{}), reached: s.reached}, "", nil
 }
 
 type stallingReader struct {

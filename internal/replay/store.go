@@ -35,11 +35,22 @@ type Store interface {
 	// Dirs lists the "sub-directories" directly under prefix (keys up to
 	// the next '/', with it).
 	Dirs(ctx context.Context, prefix string) ([]string, error)
-	// Open streams an object's stored bytes (compressed objects stay
-	// compressed: the framer gunzips by magic bytes, exactly once).
-	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// Open streams an object's stored bytes from byte offset at.From
+	// (compressed objects stay compressed: the framer gunzips by magic
+	// bytes, exactly once). It returns the version it reads (an S3 ETag,
+	// a GCS generation; "" where there is none); with at.Version set (what
+	// an earlier Open of the object returned) it reads that version or
+	// fails, so a read resumed after a network failure (see resumingReader)
+	// never splices two versions of an object.
+	Open(ctx context.Context, key string, at ReadAt) (rc io.ReadCloser, version string, err error)
 	// Name is the store's URL without the prefix, e.g. "s3://bucket".
 	Name() string
+}
+
+// ReadAt says where Open starts reading, and which version.
+type ReadAt struct {
+	From    int64
+	Version string
 }
 
 // Location is a parsed replay URL.
