@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"regexp"
@@ -135,9 +136,25 @@ var (
 // late is how long after an event occurred it may be filed; AutoLateness
 // takes the layout's DefaultLateness. Open windows are widened the same
 // way. The runner then keeps exactly the events with w.Contains(occurred_at).
+//
+// A prefix without a trailing slash that is an object's whole key (the URL
+// of one Firehose file, copied from a console) plans that object alone;
+// otherwise a last part without a dot names a folder.
 func Plan(ctx context.Context, s Store, prefix string, layout Layout, w Window, late time.Duration) (Layout, []Object, error) {
-	if prefix != "" && !strings.HasSuffix(prefix, "/") && !strings.Contains(path.Base(prefix), ".") {
-		prefix += "/"
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		obj, found, err := exactObject(ctx, s, prefix)
+		if err != nil {
+			return "", nil, err
+		}
+		if found {
+			if layout == LayoutAuto {
+				layout = LayoutFlat
+			}
+			return layout, []Object{obj}, nil
+		}
+		if !strings.Contains(path.Base(prefix), ".") {
+			prefix += "/"
+		}
 	}
 	if layout == LayoutAuto {
 		var err error
@@ -170,6 +187,20 @@ func Plan(ctx context.Context, s Store, prefix string, layout Layout, w Window, 
 		err = s.List(ctx, prefix, collect)
 	}
 	return layout, objs, err
+}
+
+// errFirstSeen ends a listing after its first object.
+var errFirstSeen = errors.New("first object seen")
+
+// exactObject finds the object whose key is exactly key: keys are listed
+// in order, so it is the first one listed under key, if any.
+func exactObject(ctx context.Context, s Store, key string) (Object, bool, error) {
+	var first Object
+	err := s.List(ctx, key, func(o Object) error { first = o; return errFirstSeen })
+	if err != nil && !errors.Is(err, errFirstSeen) {
+		return Object{}, false, err
+	}
+	return first, err != nil && first.Key == key, nil
 }
 
 // detect guesses the layout from the folders and names under prefix.

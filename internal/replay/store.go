@@ -61,21 +61,27 @@ type Location struct {
 }
 
 // ParseLocation accepts s3://bucket/prefix, gs://bucket/prefix or a local
-// directory path.
+// directory path. The prefix is taken literally, as the AWS CLI and gsutil
+// do: object keys may hold '#', '?' and '%', which a URL parser would read
+// as a fragment, a query or an escape (and silently replay another prefix).
 func ParseLocation(s string) (Location, error) {
 	if !strings.Contains(s, "://") {
 		return Location{Scheme: "file", Bucket: s}, nil
+	}
+	for _, scheme := range []string{"s3", "gs"} {
+		if rest, ok := strings.CutPrefix(s, scheme+"://"); ok {
+			bucket, prefix, _ := strings.Cut(rest, "/")
+			if bucket == "" {
+				return Location{}, fmt.Errorf("%q has no bucket", s)
+			}
+			return Location{Scheme: scheme, Bucket: bucket, Prefix: prefix}, nil
+		}
 	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return Location{}, fmt.Errorf("parsing %q: %w", s, err)
 	}
 	switch u.Scheme {
-	case "s3", "gs":
-		if u.Host == "" {
-			return Location{}, fmt.Errorf("%q has no bucket", s)
-		}
-		return Location{Scheme: u.Scheme, Bucket: u.Host, Prefix: strings.TrimPrefix(u.Path, "/")}, nil
 	case "file":
 		return Location{Scheme: "file", Bucket: u.Path}, nil
 	}
