@@ -16,6 +16,7 @@ import (
 	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/eventrelay/eventrelay/internal/replay"
 	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
 )
 
 const replayHelp = `Usage: consumer replay [flags] URL...
@@ -133,7 +134,9 @@ func runReplay(ctx context.Context, args []string, io stdio, getenv func(string)
 		return exitUsage
 	}
 	if err := replayCmd(ctx, f, urls, io, getenv); err != nil {
-		fmt.Fprintf(io.err, "consumer replay: %v\n", err)
+		if !errors.As(err, new(reportedError)) {
+			fmt.Fprintf(io.err, "consumer replay: %v\n", err)
+		}
 		return exitFor(err)
 	}
 	return exitOK
@@ -148,6 +151,24 @@ func replayCmd(ctx context.Context, f replayFlags, urls []string, io stdio, gete
 	if err != nil {
 		return &app.ConfigError{Err: err}
 	}
+	if err := replayWith(ctx, f, cfg, job, log, io); err != nil {
+		// Once there is a logger, the error is a log line like the others
+		// (JSON when the logs are), not plain text after them.
+		log.Error().Err(err).Msg("replay failed")
+		return reportedError{err}
+	}
+	return nil
+}
+
+// reportedError is an error already logged; the command only exits with
+// its code.
+type reportedError struct{ err error }
+
+func (e reportedError) Error() string { return e.err.Error() }
+func (e reportedError) Unwrap() error { return e.err }
+
+// replayWith runs the job (or its dry run) with its logger.
+func replayWith(ctx context.Context, f replayFlags, cfg config.Config, job *replay.Job, log zerolog.Logger, io stdio) error {
 	job.Log = log
 	if fd, ok := io.err.(*os.File); ok {
 		job.Progress, job.TTY = io.err, isatty.IsTerminal(fd.Fd())

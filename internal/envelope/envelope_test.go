@@ -336,6 +336,11 @@ func TestFramer(t *testing.T) {
 			[]string{`{"b":2}`, `{"c":3}`, `{"d":4}`, `{"e":5}`, `{"f":6}`, `{"g":7}`, `{"h":8}`}, []ErrorKind{KindSyntax}, []int64{1}},
 		{"truncated at end", "{\"a\":1}\n{\"b\":", 0, []string{`{"a":1}`}, []ErrorKind{KindTruncated}, []int64{2}},
 		{"only whitespace", " \n\t ", 0, nil, nil, nil},
+		// A byte order mark at the start is skipped (it made the first
+		// record a syntax error); elsewhere it is not JSON.
+		{"byte order mark", "\xef\xbb\xbf{\"a\":1}\n{\"b\":2}\n", 0, []string{`{"a":1}`, `{"b":2}`}, nil, nil},
+		{"byte order mark alone", "\xef\xbb\xbf", 0, nil, nil, nil},
+		{"byte order mark later", "{\"a\":1}\n\xef\xbb\xbf{\"b\":2}\n", 0, []string{`{"a":1}`}, []ErrorKind{KindSyntax}, []int64{2}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -446,5 +451,30 @@ func TestTruncatedGzipDeliversPrefix(t *testing.T) {
 	}
 	if n == 0 || len(errs) != 1 || errs[0].Kind != KindTruncated || errs[0].Pos.Object != "x.json.gz" {
 		t.Errorf("events %d, errors %v: want the good prefix and one truncated value", n, errs)
+	}
+}
+
+// TestFramerBOMOffsets: after a byte order mark, offsets still count it,
+// so positions are offsets in the stored object; a gzip object's mark is
+// found after gunzipping.
+func TestFramerBOMOffsets(t *testing.T) {
+	in := "\xef\xbb\xbf{\"a\":1}\n{\"b\":2}\n"
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write([]byte(in))
+	zw.Close()
+	for name, data := range map[string][]byte{"plain": []byte(in), "gzip": z.Bytes()} {
+		f, err := NewFramer(bytes.NewReader(data), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := f.Next()
+		if err != nil || string(first.Data) != `{"a":1}` || first.Offset != 3 || first.Line != 1 {
+			t.Errorf("%s: first frame %q at offset %d line %d (%v), want {\"a\":1} at 3, line 1", name, first.Data, first.Offset, first.Line, err)
+		}
+		second, err := f.Next()
+		if err != nil || second.Offset != 11 || second.Line != 2 {
+			t.Errorf("%s: second frame at offset %d line %d (%v), want 11, line 2", name, second.Offset, second.Line, err)
+		}
 	}
 }

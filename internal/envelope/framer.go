@@ -41,6 +41,7 @@ type Framer struct {
 	eof    bool
 	err    error // sticky read error other than EOF
 	errOut bool  // the terminal error has been returned
+	begun  bool  // the start was checked for a byte order mark
 	stack  []byte
 	// pool, when set (ObjectReader.Recycle), supplies the chunks; retired
 	// are the chunks moved past, in order, until released; bufStamp is
@@ -82,6 +83,10 @@ func NewFramer(r io.Reader, maxRecord int) (*Framer, error) {
 // comes back as an *Error (call Next again to go on); a failure of the
 // underlying stream as a *StreamError, after which Next returns io.EOF.
 func (f *Framer) Next() (Frame, error) {
+	if !f.begun {
+		f.begun = true
+		f.skipBOM()
+	}
 	for {
 		i := f.start
 		for i < f.end && isSpace(f.buf[i]) {
@@ -101,6 +106,21 @@ func (f *Framer) Next() (Frame, error) {
 		return Frame{}, f.skipLine(KindSyntax, fmt.Sprintf("syntax: invalid character %q at the start of a value", c))
 	}
 	return f.scanValue()
+}
+
+// utf8BOM is the byte order mark some Windows tools write first.
+var utf8BOM = []byte{0xef, 0xbb, 0xbf}
+
+// skipBOM passes over a UTF-8 byte order mark at the start of the object
+// (offsets still count its 3 bytes), which would otherwise make the first
+// record a syntax error.
+func (f *Framer) skipBOM() {
+	for f.end-f.start < len(utf8BOM) && !f.eof && f.err == nil {
+		f.fill()
+	}
+	if bytes.HasPrefix(f.buf[f.start:f.end], utf8BOM) {
+		f.advance(f.start + len(utf8BOM))
+	}
 }
 
 // Offset is the object offset just past what Next has returned so far.

@@ -401,18 +401,20 @@ func (j *Job) Run(ctx context.Context, s sink.Sink) (Summary, error) {
 // interrupted" (ctx ended: what was read was delivered and recorded) or
 // "replay stopped" (a topic is missing).
 func (j *Job) logSummary(ctx context.Context, log zerolog.Logger, s Summary, runErr error, statePath string) {
-	msg := "replay finished"
+	msg, ev := "replay finished", log.Info()
 	switch {
 	case ctx.Err() != nil:
 		msg = "replay interrupted"
 	case errors.Is(runErr, sink.ErrTopicMissing):
-		msg = "replay stopped"
+		msg, ev = "replay stopped", log.Error()
+	case s.Failed > 0:
+		msg, ev = "replay finished; some objects failed (a rerun reads them again)", log.Error()
 	}
 	rate := 0.0
 	if s.Elapsed > 0 {
 		rate = float64(s.Events) / s.Elapsed.Seconds()
 	}
-	log.Info().Int("objects", s.Objects).Int("objects_already_done", s.Skipped).Int("objects_failed", s.Failed).
+	ev.Int("objects", s.Objects).Int("objects_already_done", s.Skipped).Int("objects_failed", s.Failed).
 		Int64("events", s.Events).Int64("dead_letters", s.Dead).Int64("outside_window", s.Outside).Int64("bytes", s.Bytes).
 		Str("elapsed", s.Elapsed.Round(time.Millisecond).String()).Float64("events_per_s", rate).Str("state", statePath).Msg(msg)
 }
