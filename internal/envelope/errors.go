@@ -49,6 +49,12 @@ func (e *Error) Error() string {
 // the lines buffered after it, as dead letters.
 var ErrStopped = errors.New("reading stopped")
 
+// ErrUnread, returned (wrapped) by an object's reader, says the rest of
+// the object could not be read (a store that kept failing): as with
+// ErrStopped, the value being framed is unread, not bad, and is not
+// reported as a dead letter; unlike it, the object did not end on purpose.
+var ErrUnread = errors.New("the rest of the object could not be read")
+
 // StreamError is a terminal failure reading an object (a truncated or
 // corrupt gzip stream, an I/O error): the events framed before it are good,
 // nothing after it can be read.

@@ -274,7 +274,7 @@ func (f *Framer) scanValue() (Frame, error) {
 		switch {
 		case st.rel >= f.max:
 			return Frame{}, f.oversize(pos, &st)
-		case f.err != nil && errors.Is(f.err, ErrStopped):
+		case f.err != nil && (errors.Is(f.err, ErrStopped) || errors.Is(f.err, ErrUnread)):
 			return Frame{}, f.finalErr() // unread, not truncated
 		case f.eof || f.err != nil:
 			return Frame{}, f.badValue(pos, &st, KindTruncated, "truncated: input ends inside a value")

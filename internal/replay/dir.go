@@ -90,7 +90,7 @@ func (d DirStore) Dirs(_ context.Context, prefix string) ([]string, error) {
 // Open implements Store. The file is opened without blocking (opening a
 // FIFO for reading would wait for a writer) and refused unless it is a
 // regular file: it may have been replaced since it was listed.
-// Files have no version: "".
+// A file's version is its size and modification time.
 func (d DirStore) Open(_ context.Context, key string, at ReadAt) (io.ReadCloser, string, error) {
 	path := filepath.Join(d.Root, filepath.FromSlash(key))
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -101,6 +101,13 @@ func (d DirStore) Open(_ context.Context, key string, at ReadAt) (io.ReadCloser,
 	if err == nil && !info.Mode().IsRegular() {
 		err = fmt.Errorf("not a regular file (%s)", info.Mode().Type())
 	}
+	version := ""
+	if err == nil {
+		version = fmt.Sprintf("%d@%d", info.Size(), info.ModTime().UnixNano())
+		if at.Version != "" && version != at.Version {
+			err = fmt.Errorf("%w: size and time %s, was %s", ErrObjectReplaced, version, at.Version)
+		}
+	}
 	if err == nil && at.From > 0 {
 		_, err = f.Seek(at.From, io.SeekStart)
 	}
@@ -108,5 +115,5 @@ func (d DirStore) Open(_ context.Context, key string, at ReadAt) (io.ReadCloser,
 		f.Close()
 		return nil, "", fmt.Errorf("opening %s: %w", path, err)
 	}
-	return f, "", nil
+	return f, version, nil
 }

@@ -182,8 +182,8 @@ func (g GCSStore) pages(ctx context.Context, prefix, delim string, fn func(*gcsO
 // otherwise transcoded (served gunzipped). The request accepts gzip; set
 // by hand, the header also keeps Go's transport from gunzipping the body.
 // The framer gunzips by magic bytes, so the object is decompressed exactly
-// once, and byte offsets in the replay state are offsets in the stored
-// object.
+// once (the framer's offsets, and so the state's, count decompressed
+// bytes; resumingReader's Range offsets count stored ones).
 func (g GCSStore) Open(ctx context.Context, key string, at ReadAt) (io.ReadCloser, string, error) {
 	q := url.Values{"alt": {"media"}}
 	if at.Version != "" {
@@ -193,10 +193,23 @@ func (g GCSStore) Open(ctx context.Context, key string, at ReadAt) (io.ReadClose
 	var generation string
 	err := g.retry(ctx, func() error {
 		resp, err := g.getRange(ctx, g.objectsURL(key)+"?"+q.Encode(), "gzip", at.From)
+		var apiErr *gcsError
+		if at.Version != "" && errors.As(err, &apiErr) && (apiErr.Code == http.StatusNotFound || apiErr.Code == http.StatusPreconditionFailed) {
+			return fmt.Errorf("%w: generation %s is gone (%v)", ErrObjectReplaced, at.Version, err)
+		}
 		if err != nil {
 			return err
 		}
-		body, generation = resp.Body, resp.Header.Get("X-Goog-Generation")
+		contentRange := resp.Header.Get("Content-Range")
+		if at.From > 0 && resp.StatusCode != http.StatusPartialContent {
+			contentRange = "" // a 200 is the whole object whatever the headers say
+		}
+		generation = resp.Header.Get("X-Goog-Generation")
+		if err := checkAnswer(at, contentRange, generation); err != nil {
+			resp.Body.Close()
+			return err
+		}
+		body = resp.Body
 		return nil
 	})
 	if err != nil {

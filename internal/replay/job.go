@@ -407,6 +407,8 @@ func (j *Job) logSummary(ctx context.Context, log zerolog.Logger, s Summary, run
 		msg = "replay interrupted"
 	case errors.Is(runErr, sink.ErrTopicMissing):
 		msg, ev = "replay stopped", log.Error()
+	case s.Failed > 0 && s.Objects+s.Skipped == 0:
+		msg, ev = "replay failed: no object could be read to the end (a rerun reads them again)", log.Error()
 	case s.Failed > 0:
 		msg, ev = "replay finished; some objects failed (a rerun reads them again)", log.Error()
 	}

@@ -78,7 +78,9 @@ func (p *Progress) Report(ctx context.Context, w io.Writer, tty bool, log zerolo
 	}
 	start := time.Now()
 	p.moved.Store(start.UnixNano())
-	t := time.NewTicker(min(every, max(stallAfter/4, 100*time.Millisecond)))
+	// Ticks at most a second apart, so eventrelay_replay_seconds_since_progress
+	// is current whatever the report interval.
+	t := time.NewTicker(min(every, time.Second, max(stallAfter/4, 100*time.Millisecond)))
 	defer t.Stop()
 	var lastBytes, lastEvents int64
 	lastReport, stalled := start, false

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventrelay/eventrelay/internal/backoff"
+	"github.com/eventrelay/eventrelay/internal/envelope"
 	"github.com/eventrelay/eventrelay/internal/retry"
 	"github.com/rs/zerolog"
 )
@@ -56,13 +57,14 @@ type resumingReader struct {
 	okFrom  int64 // where the last failure was; fails resets resumeProgress after it
 }
 
-// openResuming opens key for a resumingReader.
-func openResuming(ctx context.Context, store Store, obj Object, stall time.Duration, log zerolog.Logger, resumed *atomic.Int64) (*resumingReader, error) {
+// openResuming opens obj for a resumingReader; version, when set, is the
+// version an earlier run read (the object must still be that one).
+func openResuming(ctx context.Context, store Store, obj Object, version string, stall time.Duration, log zerolog.Logger, resumed *atomic.Int64) (*resumingReader, error) {
 	if stall <= 0 {
 		stall = DefaultReadStall
 	}
 	r := &resumingReader{ctx: ctx, store: store, key: obj.Key, size: obj.Size, stall: stall, log: log, resumed: resumed}
-	rc, version, err := store.Open(ctx, obj.Key, ReadAt{})
+	rc, version, err := store.Open(ctx, obj.Key, ReadAt{Version: version})
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +119,7 @@ func (r *resumingReader) reopen(cause error) error {
 	for {
 		r.fails++
 		if r.fails > readResumes {
-			return fmt.Errorf("reading at byte %d failed %d times in a row: %w", r.off, readResumes, cause)
+			return fmt.Errorf("%w: reading at byte %d failed again after %d resumed reads in a row: %w", envelope.ErrUnread, r.off, readResumes, cause)
 		}
 		r.log.Warn().Err(cause).Int64("offset", r.off).Int("attempt", r.fails).Msg("reading the object failed; reading on from the same byte")
 		if r.resumed != nil {
@@ -138,7 +140,7 @@ func (r *resumingReader) reopen(cause error) error {
 			return nil
 		}
 		if !r.resumable(err) {
-			return fmt.Errorf("reading on at byte %d after %v: %w", r.off, cause, err)
+			return fmt.Errorf("%w: reading on at byte %d after %v: %w", envelope.ErrUnread, r.off, cause, err)
 		}
 		cause = err
 	}
@@ -167,7 +169,9 @@ type stallBody struct {
 
 func newStallBody(rc io.ReadCloser, d time.Duration) *stallBody {
 	b := &stallBody{rc: rc, d: d}
-	b.t = time.AfterFunc(d, func() { b.fired.Store(true); b.Close() })
+	// Armed by Read only: created stopped, so it cannot fire before b.t is
+	// set (a tiny d crashed Close on a nil timer).
+	b.t = time.AfterFunc(time.Hour, func() { b.fired.Store(true); b.Close() })
 	b.t.Stop()
 	return b
 }

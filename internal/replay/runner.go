@@ -274,10 +274,18 @@ func (r *Runner) object(ctx, stop context.Context, j job) (st ObjectStats, skipp
 	if err != nil {
 		return st, false, err
 	}
-	rc, err := openResuming(stop, j.store, j.obj, r.opts.ReadStall, log, &r.Progress.resumes)
+	version := ""
+	if resume > 0 {
+		version = r.state.Version(id)
+	}
+	rc, err := openResuming(stop, j.store, j.obj, version, r.opts.ReadStall, log, &r.Progress.resumes)
+	if errors.Is(err, ErrObjectReplaced) {
+		err = fmt.Errorf("an earlier run acknowledged it up to offset %d: %w; --restart replays everything again", resume, err)
+	}
 	if err != nil {
 		return st, false, r.objectErr(log, id, stop, err)
 	}
+	r.state.SetVersion(id, rc.version)
 	defer rc.Close()
 	defer context.AfterFunc(stop, func() { rc.Close() })()
 	cr := &countingReader{r: stopReader{stop: stop, r: rc}, n: &r.Progress.bytesDone}
@@ -310,6 +318,11 @@ func (r *Runner) objectErr(log zerolog.Logger, id string, stop context.Context, 
 			log.Debug().Err(err).Msg("object cut short by the stop")
 		}
 		return errors.Join(errStopped, err)
+	case errors.As(err, &streamErr) && errors.Is(err, envelope.ErrUnread):
+		log.Error().Int64("line", streamErr.Line).Int64("offset", streamErr.Offset).Err(streamErr.Err).
+			Msg("reading the object failed; what was read before is delivered and recorded, a rerun reads on from there")
+		r.state.Fail(id, streamErr.Error())
+		return fmt.Errorf("reading failed at line %d, offset %d: %w", streamErr.Line, streamErr.Offset, streamErr.Err)
 	case errors.As(err, &streamErr):
 		log.Error().Int64("line", streamErr.Line).Int64("offset", streamErr.Offset).Err(streamErr.Err).Msg("object is corrupt; its good prefix was delivered")
 		r.state.Fail(id, streamErr.Error())

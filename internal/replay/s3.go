@@ -2,9 +2,11 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -87,10 +89,33 @@ func (s S3Store) Open(ctx context.Context, key string, at ReadAt) (io.ReadCloser
 			o.HTTPClient = s.BodyHTTP
 		}
 	})
+	var re *awshttp.ResponseError
+	if err != nil && at.Version != "" && errors.As(err, &re) && re.HTTPStatusCode() == http.StatusPreconditionFailed {
+		err = fmt.Errorf("%w: its ETag is no longer %s", ErrObjectReplaced, at.Version)
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("getting s3://%s/%s: %w", s.Bucket, key, err)
 	}
-	return out.Body, aws.ToString(out.ETag), nil
+	etag := aws.ToString(out.ETag)
+	if err := checkAnswer(at, aws.ToString(out.ContentRange), etag); err != nil {
+		out.Body.Close()
+		return nil, "", fmt.Errorf("getting s3://%s/%s: %w", s.Bucket, key, err)
+	}
+	return out.Body, etag, nil
+}
+
+// checkAnswer checks that a store answered what was asked: the bytes from
+// at.From on (contentRange "bytes N-M/T"; a store may ignore Range and
+// send the whole object, which read at the offset would splice) and the
+// version asked for.
+func checkAnswer(at ReadAt, contentRange, version string) error {
+	if at.From > 0 && !strings.HasPrefix(contentRange, fmt.Sprintf("bytes %d-", at.From)) {
+		return fmt.Errorf("asked for the bytes from %d on, the store answered %q: not reading on from another place", at.From, contentRange)
+	}
+	if at.Version != "" && version != at.Version {
+		return fmt.Errorf("%w: asked for version %s, the store answered %s", ErrObjectReplaced, at.Version, version)
+	}
+	return nil
 }
 
 // BodyHTTPClient is the HTTP client for object bodies derived from the

@@ -72,6 +72,11 @@ func (s *objectSource) Next(ctx context.Context) (*pipeline.Unit, error) {
 	return s.unit(ctx, &res, false)
 }
 
+// ErrObjectReplaced is matched (errors.Is) by the failure of an object
+// whose version changed while it was read, or since an earlier run
+// acknowledged part of it: reading on would splice two versions.
+var ErrObjectReplaced = errors.New("object replaced")
+
 // ErrObjectShrank is matched (errors.Is) by the failure of an object that
 // ends before the offset the state says an earlier run acknowledged.
 var ErrObjectShrank = errors.New("object shorter than its recorded progress")

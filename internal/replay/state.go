@@ -45,7 +45,11 @@ type stateData struct {
 	Window     Window                 `json:"window"`
 	Completed  map[string]ObjectStats `json:"completed"`
 	InProgress map[string]int64       `json:"in_progress"`
-	Failed     map[string]string      `json:"failed,omitempty"`
+	// Versions are the versions (S3 ETag, GCS generation, file size and
+	// time) of the objects in progress, so a rerun reads on in the same
+	// version or reports the object replaced.
+	Versions map[string]string `json:"versions,omitempty"`
+	Failed   map[string]string `json:"failed,omitempty"`
 }
 
 // ObjectStats is what reading one object produced.
@@ -116,6 +120,28 @@ func (s *State) Delivered(obj string) bool {
 	return s.d.InProgress[obj] > 0
 }
 
+// Version is the version of obj whose progress is recorded ("" unknown).
+func (s *State) Version(obj string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.d.Versions[obj]
+}
+
+// SetVersion notes the version of obj being read; it is written with the
+// next progress.
+func (s *State) SetVersion(obj, version string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if version == "" {
+		delete(s.d.Versions, obj)
+		return
+	}
+	if s.d.Versions == nil {
+		s.d.Versions = map[string]string{}
+	}
+	s.d.Versions[obj] = version
+}
+
 // Progress records that everything before offset in obj was acknowledged.
 func (s *State) Progress(obj string, offset int64) error {
 	s.mu.Lock()
@@ -129,6 +155,7 @@ func (s *State) Complete(obj string, st ObjectStats) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.d.InProgress, obj)
+	delete(s.d.Versions, obj)
 	delete(s.d.Failed, obj)
 	s.d.Completed[obj] = st
 	return s.changed()
