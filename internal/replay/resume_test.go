@@ -285,6 +285,21 @@ func TestStoresOpenAt(t *testing.T) {
 	if _, _, err := deaf.Open(ctx, key, ReadAt{From: 4}); err == nil || !strings.Contains(err.Error(), "asked for the bytes from 4 on") {
 		t.Errorf("a store ignoring Range: %v, want a refusal", err)
 	}
+	// S3 answers a mismatched If-Match with 412 Precondition Failed (gofakes3
+	// does not: this front does, as S3 documents).
+	strict := s3StoreWith(t, "if-match", x, func(fake http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("If-Match") != "" {
+				w.WriteHeader(http.StatusPreconditionFailed)
+				w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>If-Match</Condition></Error>`))
+				return
+			}
+			fake.ServeHTTP(w, r)
+		})
+	})
+	if _, _, err := strict.Open(ctx, key, ReadAt{From: 4, Version: `"0123"`}); !errors.Is(err, ErrObjectReplaced) {
+		t.Errorf("S3 answering 412: %v, want ErrObjectReplaced", err)
+	}
 }
 
 // TestReplayObjectReplacedBetweenRuns: an object replaced (same size,
