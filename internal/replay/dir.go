@@ -115,5 +115,26 @@ func (d DirStore) Open(_ context.Context, key string, at ReadAt) (io.ReadCloser,
 		f.Close()
 		return nil, "", fmt.Errorf("opening %s: %w", path, err)
 	}
-	return f, version, nil
+	return &checkedFile{f: f, path: path, version: version}, version, nil
 }
+
+// checkedFile fails reads once the file changed in place (overwritten or
+// truncated through the same inode: size or time differ from when it was
+// opened), so the bytes of two versions are never spliced; a file replaced
+// by a rename keeps being read whole, from the inode opened.
+type checkedFile struct {
+	f       *os.File
+	path    string
+	version string
+}
+
+func (c *checkedFile) Read(p []byte) (int, error) {
+	if info, err := c.f.Stat(); err == nil {
+		if v := fmt.Sprintf("%d@%d", info.Size(), info.ModTime().UnixNano()); v != c.version {
+			return 0, fmt.Errorf("%w: %s changed while it was read (size and time %s, was %s)", ErrObjectReplaced, c.path, v, c.version)
+		}
+	}
+	return c.f.Read(p)
+}
+
+func (c *checkedFile) Close() error { return c.f.Close() }

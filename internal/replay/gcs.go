@@ -104,7 +104,7 @@ func (g GCSStore) List(ctx context.Context, prefix string, fn func(Object) error
 	return g.pages(ctx, prefix, "", func(page *gcsObjects) error {
 		for _, o := range page.Items {
 			mod, _ := time.Parse(time.RFC3339Nano, o.Updated)
-			if err := fn(Object{Key: o.Name, Size: int64(o.Size), Modified: mod}); err != nil {
+			if err := fn(Object{Key: o.Name, Size: int64(o.Size), Modified: mod, Version: string(o.Generation)}); err != nil {
 				return err
 			}
 		}
@@ -125,9 +125,10 @@ func (g GCSStore) Dirs(ctx context.Context, prefix string) ([]string, error) {
 // gcsObjects is a page of objects.list, with the fields asked for.
 type gcsObjects struct {
 	Items []struct {
-		Name    string   `json:"name"`
-		Size    gcsInt64 `json:"size"`
-		Updated string   `json:"updated"`
+		Name       string   `json:"name"`
+		Size       gcsInt64 `json:"size"`
+		Updated    string   `json:"updated"`
+		Generation string   `json:"generation"`
 	} `json:"items"`
 	Prefixes      []string `json:"prefixes"`
 	NextPageToken string   `json:"nextPageToken"`
@@ -145,7 +146,7 @@ func (n *gcsInt64) UnmarshalJSON(b []byte) error {
 // pages lists the objects under prefix page by page; each page is asked
 // again on a transient failure.
 func (g GCSStore) pages(ctx context.Context, prefix, delim string, fn func(*gcsObjects) error) error {
-	q := url.Values{"prefix": {prefix}, "fields": {"items(name,size,updated),prefixes,nextPageToken"}}
+	q := url.Values{"prefix": {prefix}, "fields": {"items(name,size,updated,generation),prefixes,nextPageToken"}}
 	if delim != "" {
 		q.Set("delimiter", delim)
 	}

@@ -383,6 +383,19 @@ func (j *Job) Run(ctx context.Context, s sink.Sink) (Summary, error) {
 	sum, runErr := r.Run(ctx, p.Sources)
 	stopProg()
 	<-done
+	if gone := unlisted(state, p.Sources); len(gone) > 0 && ctx.Err() == nil {
+		// Partly delivered by an earlier run and not listed now: the rest
+		// of their events cannot be replayed; say so rather than finish.
+		log.Error().Strs("objects", gone[:min(len(gone), 10)]).Int("count", len(gone)).
+			Msg("objects partly delivered by an earlier run are no longer listed (deleted or moved): the rest of their events cannot be replayed; --restart replays everything again")
+		for _, id := range gone {
+			sum.Failed++
+			sum.Failures = append(sum.Failures, id+": partly delivered by an earlier run, no longer listed")
+		}
+		if runErr == nil {
+			runErr = fmt.Errorf("%d object(s) partly delivered by an earlier run are no longer listed: %v", len(gone), gone[:min(len(gone), 10)])
+		}
+	}
 	j.logSummary(ctx, log, sum, runErr, path)
 	if runErr == nil && sum.Events == 0 && sum.Dead == 0 && sum.Earlier == 0 {
 		nothing := &NothingToReplay{fmt.Sprintf("%d object(s) read, none held an event in the window %s (%s)", sum.Objects, j.Window, strings.Join(p.Found, "; "))}
@@ -397,6 +410,23 @@ func (j *Job) Run(ctx context.Context, s sink.Sink) (Summary, error) {
 	return sum, runErr
 }
 
+// unlisted are the objects the state has in progress that no source lists.
+func unlisted(state *State, sources []Source) []string {
+	listed := map[string]bool{}
+	for _, src := range sources {
+		for _, o := range src.Objects {
+			listed[src.Store.Name()+"/"+o.Key] = true
+		}
+	}
+	var gone []string
+	for _, id := range state.InProgress() {
+		if !listed[id] {
+			gone = append(gone, id)
+		}
+	}
+	return gone
+}
+
 // logSummary logs how the run ended: "replay finished", "replay
 // interrupted" (ctx ended: what was read was delivered and recorded) or
 // "replay stopped" (a topic is missing).
@@ -408,9 +438,9 @@ func (j *Job) logSummary(ctx context.Context, log zerolog.Logger, s Summary, run
 	case errors.Is(runErr, sink.ErrTopicMissing):
 		msg, ev = "replay stopped", log.Error()
 	case s.Failed > 0 && s.Objects+s.Skipped == 0:
-		msg, ev = "replay failed: no object could be read to the end (a rerun reads them again)", log.Error()
+		msg, ev = "replay failed: no object could be read to the end (each object's error says what to do: a rerun reads on, a replaced object needs --restart)", log.Error()
 	case s.Failed > 0:
-		msg, ev = "replay finished; some objects failed (a rerun reads them again)", log.Error()
+		msg, ev = "replay finished; some objects failed (each object's error says what to do: a rerun reads on, a replaced object needs --restart)", log.Error()
 	}
 	rate := 0.0
 	if s.Elapsed > 0 {

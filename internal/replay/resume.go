@@ -64,11 +64,21 @@ func openResuming(ctx context.Context, store Store, obj Object, version string, 
 		stall = DefaultReadStall
 	}
 	r := &resumingReader{ctx: ctx, store: store, key: obj.Key, size: obj.Size, stall: stall, log: log, resumed: resumed}
-	rc, version, err := store.Open(ctx, obj.Key, ReadAt{Version: version})
+	rc, answered, err := store.Open(ctx, obj.Key, ReadAt{Version: version})
 	if err != nil {
 		return nil, err
 	}
-	r.version = version
+	switch {
+	case answered != "":
+		r.version = answered
+	case version != "":
+		r.version = version // asked for and not refused
+	default:
+		// The answer names no version (an S3-compatible store without
+		// ETags): the listing's, if it had one, keeps resumed reads and
+		// reruns checked.
+		r.version = obj.Version
+	}
 	r.body = newStallBody(rc, stall)
 	return r, nil
 }
@@ -85,6 +95,10 @@ func (r *resumingReader) Read(p []byte) (int, error) {
 		r.off += int64(n)
 		if r.fails > 0 && r.off-r.okFrom >= resumeProgress {
 			r.fails = 0
+		}
+		if errors.Is(err, ErrObjectReplaced) {
+			// What follows is another version's: unread, not bad.
+			return n, fmt.Errorf("%w: %w", envelope.ErrUnread, err)
 		}
 		if err == nil || err == io.EOF || !r.resumable(err) {
 			return n, err

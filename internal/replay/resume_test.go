@@ -3,6 +3,7 @@ package replay
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -388,5 +389,186 @@ func TestStallBodyTinyLimit(t *testing.T) {
 		b.Read(make([]byte, 1))
 		b.Close()
 		w.Close()
+	}
+}
+
+// TestDirFileChangedInPlace: a local file overwritten or truncated in place
+// (the same inode) while it is read fails the next read as replaced; one
+// replaced by a rename is read whole, from the inode opened. An in-place
+// overwrite used to splice the two versions, exit 0 (found by an
+// independent tester).
+func TestDirFileChangedInPlace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	os.WriteFile(path, []byte(strings.Repeat("a", 100)), 0o644)
+	for _, change := range []struct {
+		name     string
+		do       func()
+		replaced bool
+	}{
+		{"overwritten", func() { os.WriteFile(path, []byte(strings.Repeat("b", 100)), 0o644); bumpTime(path) }, true},
+		{"truncated", func() { os.Truncate(path, 50) }, true},
+		{"renamed over", func() {
+			os.WriteFile(path+".new", []byte(strings.Repeat("c", 100)), 0o644)
+			os.Rename(path+".new", path)
+		}, false},
+	} {
+		os.WriteFile(path, []byte(strings.Repeat("a", 100)), 0o644)
+		rc, _, err := DirStore{Root: dir}.Open(context.Background(), "f", ReadAt{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 10)
+		if _, err := rc.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+		change.do()
+		rest, err := io.ReadAll(rc)
+		rc.Close()
+		if change.replaced && (!errors.Is(err, ErrObjectReplaced) || strings.Contains(string(rest), "b")) {
+			t.Errorf("%s: read %q, %v; want ErrObjectReplaced and none of the new bytes", change.name, rest, err)
+		}
+		if !change.replaced && (err != nil || string(rest) != strings.Repeat("a", 90)) {
+			t.Errorf("%s: read %q, %v; want the rest of the file opened", change.name, rest, err)
+		}
+	}
+}
+
+// bumpTime moves a file's modification time on, as a later write would on
+// a file system with coarse timestamps.
+func bumpTime(path string) {
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(path, later, later)
+}
+
+// replacingStore serves its object's first cut bytes, then fails the read
+// as the directory store does for a file changed in place.
+type replacingStore struct {
+	Store
+	cut int
+}
+
+func (s replacingStore) Open(ctx context.Context, key string, at ReadAt) (io.ReadCloser, string, error) {
+	rc, v, err := s.Store.Open(ctx, key, at)
+	if err != nil {
+		return nil, "", err
+	}
+	return &faultyBody{rc: rc, left: s.cut, fail: fmt.Errorf("%w: changed", ErrObjectReplaced), closed: make(chan struct{}), fired: func() {}}, v, nil
+}
+
+// TestReplayObjectReplacedMidRead: an object replaced while it is read
+// fails naming --restart; the value cut off is not dead-lettered and
+// nothing after it is read.
+func TestReplayObjectReplacedMidRead(t *testing.T) {
+	x := bigExport(1, 3000)
+	var m memSink
+	sum, err := replayInto(t, &m, replacingStore{Store: DirStore{Root: writeDir(t, x)}, cut: 100_000}, "", LayoutFirehose, Window{}, Options{})
+	if !errors.Is(err, ErrObjectReplaced) && !strings.Contains(fmt.Sprint(err), "object replaced") || !strings.Contains(fmt.Sprint(err), "--restart") {
+		t.Fatalf("err %v: want the object failed as replaced, naming --restart", err)
+	}
+	if sum.Failed != 1 || sum.Dead != 0 || sum.Events == 0 || sum.Events >= 3000 {
+		t.Errorf("summary %+v: want the prefix delivered, no dead letter, the object failed", sum)
+	}
+}
+
+// TestOpenFallsBackToListedVersion: a store whose answers name no version
+// (an S3-compatible store without ETags on GET) is checked with the
+// listing's, so resumed reads and reruns still ask for the same version.
+func TestOpenFallsBackToListedVersion(t *testing.T) {
+	const key = "public/2024/02/01/09/obj"
+	x := exportSet{objects: map[string][]byte{key: []byte("0123456789")}}
+	st := s3StoreWith(t, "no-etag", x, func(fake http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.Count(strings.Trim(r.URL.Path, "/"), "/") > 0 {
+				fake.ServeHTTP(noETag{w}, r)
+				return
+			}
+			fake.ServeHTTP(w, r)
+		})
+	})
+	var obj Object
+	st.List(context.Background(), "public/", func(o Object) error { obj = o; return nil })
+	if obj.Version == "" {
+		t.Fatal("the listing names no ETag")
+	}
+	rr, err := openResuming(context.Background(), st, obj, "", time.Second, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Close()
+	if rr.version != obj.Version {
+		t.Errorf("version %q, want the listing's %q", rr.version, obj.Version)
+	}
+}
+
+// noETag drops the ETag header of a response.
+type noETag struct{ http.ResponseWriter }
+
+func (w noETag) WriteHeader(code int) {
+	w.Header().Del("ETag")
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w noETag) Write(b []byte) (int, error) {
+	w.Header().Del("ETag")
+	return w.ResponseWriter.Write(b)
+}
+
+// TestReplayObjectGoneReported: an object partly delivered by an earlier
+// run and deleted since fails the rerun (its remaining events cannot be
+// replayed) instead of a clean finish with no word of it (found by an
+// independent tester). A state without the object's version is read on
+// with a warning.
+func TestReplayObjectGoneReported(t *testing.T) {
+	x := bigExport(2, 2000)
+	root := writeDir(t, x)
+	state := filepath.Join(t.TempDir(), "s.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	j := dirJob(root, state, io.Discard)
+	j.Concurrency, j.BatchSize = 2, 50
+	n := 0
+	m := memSink{hook: func(context.Context) error {
+		if n++; n == 6 {
+			cancel()
+		}
+		return nil
+	}}
+	if _, err := j.Run(ctx, &m); err == nil {
+		t.Fatal("the interrupted run reported success")
+	}
+	b, _ := os.ReadFile(state)
+	var d stateData
+	json.Unmarshal(b, &d)
+	var partial string
+	for id, off := range d.InProgress {
+		if off > 0 {
+			partial = id
+		}
+	}
+	if partial == "" {
+		t.Fatalf("no object partly delivered after the interruption: %s", b)
+	}
+	// Drop the recorded versions, as an older eventrelay wrote the state.
+	d.Versions = nil
+	b, _ = json.Marshal(d)
+	os.WriteFile(state, b, 0o600)
+	var logs syncBuffer
+	j = dirJob(root, state, &logs)
+	if _, err := j.Run(context.Background(), &memSink{}); err != nil {
+		t.Fatalf("rerun: %v", err)
+	}
+	if !strings.Contains(logs.String(), "the state records no version of this object") {
+		t.Errorf("a state without versions read on without a warning:\n%s", logs.String())
+	}
+	// Partly delivered again, then the object is deleted.
+	d.Completed, d.InProgress = map[string]ObjectStats{}, map[string]int64{partial: 1000}
+	b, _ = json.Marshal(d)
+	os.WriteFile(state, b, 0o600)
+	os.Remove(strings.TrimPrefix(partial, "file://"))
+	os.Remove(partial)
+	j = dirJob(root, state, io.Discard)
+	sum, err := j.Run(context.Background(), &memSink{})
+	if err == nil || !strings.Contains(err.Error(), "no longer listed") || sum.Failed != 1 {
+		t.Errorf("rerun after the object was deleted: %v, summary %+v; want it reported, exit 1", err, sum)
 	}
 }

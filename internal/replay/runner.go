@@ -276,7 +276,9 @@ func (r *Runner) object(ctx, stop context.Context, j job) (st ObjectStats, skipp
 	}
 	version := ""
 	if resume > 0 {
-		version = r.state.Version(id)
+		if version = r.state.Version(id); version == "" {
+			log.Warn().Int64("offset", resume).Msg("the state records no version of this object (written by an older eventrelay, or the store names none): reading on at the recorded offset without checking that it is the same object")
+		}
 	}
 	rc, err := openResuming(stop, j.store, j.obj, version, r.opts.ReadStall, log, &r.Progress.resumes)
 	if errors.Is(err, ErrObjectReplaced) {
@@ -318,6 +320,10 @@ func (r *Runner) objectErr(log zerolog.Logger, id string, stop context.Context, 
 			log.Debug().Err(err).Msg("object cut short by the stop")
 		}
 		return errors.Join(errStopped, err)
+	case errors.Is(err, ErrObjectReplaced):
+		log.Error().Err(err).Msg("the object was replaced (another version): what was read before is delivered and recorded; --restart replays everything again")
+		r.state.Fail(id, err.Error())
+		return fmt.Errorf("%w; --restart replays everything again", err)
 	case errors.As(err, &streamErr) && errors.Is(err, envelope.ErrUnread):
 		log.Error().Int64("line", streamErr.Line).Int64("offset", streamErr.Offset).Err(streamErr.Err).
 			Msg("reading the object failed; what was read before is delivered and recorded, a rerun reads on from there")

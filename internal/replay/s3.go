@@ -48,7 +48,7 @@ func (s S3Store) List(ctx context.Context, prefix string, fn func(Object) error)
 			return fmt.Errorf("listing s3://%s/%s: %w", s.Bucket, prefix, err)
 		}
 		for _, o := range page.Contents {
-			if err := fn(Object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified)}); err != nil {
+			if err := fn(Object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified), Version: aws.ToString(o.ETag)}); err != nil {
 				return err
 			}
 		}
@@ -112,7 +112,7 @@ func checkAnswer(at ReadAt, contentRange, version string) error {
 	if at.From > 0 && !strings.HasPrefix(contentRange, fmt.Sprintf("bytes %d-", at.From)) {
 		return fmt.Errorf("asked for the bytes from %d on, the store answered %q: not reading on from another place", at.From, contentRange)
 	}
-	if at.Version != "" && version != at.Version {
+	if at.Version != "" && version != "" && version != at.Version {
 		return fmt.Errorf("%w: asked for version %s, the store answered %s", ErrObjectReplaced, at.Version, version)
 	}
 	return nil

@@ -82,7 +82,7 @@ func LoadState(path string, sources []string, w Window, restart bool) (*State, e
 		return nil, fmt.Errorf("replay state %s is corrupt (%v): remove it or use --restart", path, err)
 	}
 	if !slices.Equal(old.Sources, sources) || !old.Window.From.Equal(w.From) || !old.Window.To.Equal(w.To) {
-		return nil, fmt.Errorf("replay state %s belongs to another replay (%v, %v..%v): use --restart or another --state", path, old.Sources, old.Window.From, old.Window.To)
+		return nil, fmt.Errorf("replay state %s belongs to another replay (%v, window %s): give this one another --state (--restart would discard that replay's progress)", path, old.Sources, old.Window)
 	}
 	if old.Completed == nil {
 		old.Completed = map[string]ObjectStats{}
@@ -118,6 +118,20 @@ func (s *State) Delivered(obj string) bool {
 		return st.Events+st.Dead > 0
 	}
 	return s.d.InProgress[obj] > 0
+}
+
+// InProgress lists the objects partly delivered and not completed.
+func (s *State) InProgress() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.d.InProgress))
+	for id, off := range s.d.InProgress {
+		if off > 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // Version is the version of obj whose progress is recorded ("" unknown).

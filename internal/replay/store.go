@@ -26,6 +26,10 @@ type Object struct {
 	Key      string
 	Size     int64
 	Modified time.Time
+	// Version is the listing's version of the object (S3 ETag, GCS
+	// generation; "" where the listing has none), used when a read's
+	// answer names none.
+	Version string
 }
 
 // Store is an object store: S3, GCS or a local directory.
