@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -103,7 +104,7 @@ func (d DirStore) Open(_ context.Context, key string, at ReadAt) (io.ReadCloser,
 	}
 	version := ""
 	if err == nil {
-		version = fmt.Sprintf("%d@%d", info.Size(), info.ModTime().UnixNano())
+		version = fileVersion(info)
 		if at.Version != "" && version != at.Version {
 			err = fmt.Errorf("%w: size and time %s, was %s", ErrObjectReplaced, version, at.Version)
 		}
@@ -115,7 +116,25 @@ func (d DirStore) Open(_ context.Context, key string, at ReadAt) (io.ReadCloser,
 		f.Close()
 		return nil, "", fmt.Errorf("opening %s: %w", path, err)
 	}
-	return &checkedFile{f: f, path: path, version: version}, version, nil
+	return &checkedFile{f: f, path: path, written: writtenVersion(info)}, version, nil
+}
+
+// fileVersion names a file's content as far as its metadata can: size,
+// modification time, and (where the system has them) inode and change time,
+// which a write that restores the old modification time still changes.
+func fileVersion(info os.FileInfo) string {
+	v := writtenVersion(info)
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		v += fmt.Sprintf("/%d@%d", st.Ino, time.Unix(st.Ctim.Unix()).UnixNano())
+	}
+	return v
+}
+
+// writtenVersion is a file's size and modification time: what a write
+// through an open file changes (its change time also moves when the file
+// is renamed over or unlinked, which leaves the content opened intact).
+func writtenVersion(info os.FileInfo) string {
+	return fmt.Sprintf("%d@%d", info.Size(), info.ModTime().UnixNano())
 }
 
 // checkedFile fails reads once the file changed in place (overwritten or
@@ -125,13 +144,13 @@ func (d DirStore) Open(_ context.Context, key string, at ReadAt) (io.ReadCloser,
 type checkedFile struct {
 	f       *os.File
 	path    string
-	version string
+	written string // writtenVersion at open
 }
 
 func (c *checkedFile) Read(p []byte) (int, error) {
 	if info, err := c.f.Stat(); err == nil {
-		if v := fmt.Sprintf("%d@%d", info.Size(), info.ModTime().UnixNano()); v != c.version {
-			return 0, fmt.Errorf("%w: %s changed while it was read (size and time %s, was %s)", ErrObjectReplaced, c.path, v, c.version)
+		if v := writtenVersion(info); v != c.written {
+			return 0, fmt.Errorf("%w: %s changed while it was read (size and time %s, was %s)", ErrObjectReplaced, c.path, v, c.written)
 		}
 	}
 	return c.f.Read(p)

@@ -572,3 +572,68 @@ func TestReplayObjectGoneReported(t *testing.T) {
 		t.Errorf("rerun after the object was deleted: %v, summary %+v; want it reported, exit 1", err, sum)
 	}
 }
+
+// TestDirVersionSeesRestoredTime: a file overwritten with the same size
+// and its old modification time restored (touch -r) between runs is still
+// another version: its change time moved (found by an independent tester).
+func TestDirVersionSeesRestoredTime(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	os.WriteFile(path, []byte("aaaa"), 0o644)
+	info, _ := os.Stat(path)
+	rc, version, err := DirStore{Root: dir}.Open(context.Background(), "f", ReadAt{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	time.Sleep(10 * time.Millisecond) // change times are nanoseconds, but let the clock move
+	os.WriteFile(path, []byte("bbbb"), 0o644)
+	os.Chtimes(path, info.ModTime(), info.ModTime())
+	if _, _, err := (DirStore{Root: dir}).Open(context.Background(), "f", ReadAt{From: 2, Version: version}); !errors.Is(err, ErrObjectReplaced) {
+		t.Errorf("same size, old time restored: %v, want ErrObjectReplaced", err)
+	}
+}
+
+// listedAs lists every object with the given version, as a store whose
+// listing names a newer ETag than the one recorded does.
+type listedAs struct {
+	Store
+	version string
+	opened  *int
+}
+
+func (l listedAs) List(ctx context.Context, prefix string, fn func(Object) error) error {
+	return l.Store.List(ctx, prefix, func(o Object) error { o.Version = l.version; return fn(o) })
+}
+
+func (l listedAs) Open(ctx context.Context, key string, at ReadAt) (io.ReadCloser, string, error) {
+	*l.opened++
+	rc, _, err := l.Store.Open(ctx, key, ReadAt{From: at.From})
+	return rc, "", err // answers name no version and honour none
+}
+
+// TestReplayListedVersionChanged: when the listing names another version
+// than the one an earlier run recorded, the object fails as replaced
+// without being read, even from a store that ignores If-Match and names
+// no version in its answers (it was spliced, exit 0).
+func TestReplayListedVersionChanged(t *testing.T) {
+	x := bigExport(1, 500)
+	opened := 0
+	store := listedAs{Store: DirStore{Root: writeDir(t, x)}, version: `"new-etag"`, opened: &opened}
+	_, objs, err := Plan(context.Background(), store, "", LayoutFirehose, Window{}, AutoLateness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, _ := LoadState(filepath.Join(t.TempDir(), "s.json"), []string{"x"}, Window{}, false)
+	id := store.Name() + "/" + objs[0].Key
+	state.Progress(id, 1000)
+	state.SetVersion(id, `"old-etag"`)
+	var m memSink
+	sum, err := NewRunner(Options{}, &m, state, zerolog.Nop()).Run(context.Background(), []Source{{Store: store, Objects: objs, Format: envelope.FormatOneWelcome}})
+	if !strings.Contains(fmt.Sprint(err), "object replaced") || sum.Failed != 1 || opened != 0 || len(m.ids) != 0 {
+		t.Errorf("err %v, summary %+v, %d opens, %d events; want it failed as replaced, unread", err, sum, opened, len(m.ids))
+	}
+	if strings.Count(fmt.Sprint(err), "--restart") != 1 {
+		t.Errorf("the hint is given %d times: %v", strings.Count(fmt.Sprint(err), "--restart"), err)
+	}
+}

@@ -280,9 +280,16 @@ func (r *Runner) object(ctx, stop context.Context, j job) (st ObjectStats, skipp
 			log.Warn().Int64("offset", resume).Msg("the state records no version of this object (written by an older eventrelay, or the store names none): reading on at the recorded offset without checking that it is the same object")
 		}
 	}
-	rc, err := openResuming(stop, j.store, j.obj, version, r.opts.ReadStall, log, &r.Progress.resumes)
+	var rc *resumingReader
+	if version != "" && j.obj.Version != "" && j.obj.Version != version {
+		// The listing already names another version (a store that
+		// ignores If-Match would serve it).
+		err = fmt.Errorf("%w: listed as version %s, read as %s", ErrObjectReplaced, j.obj.Version, version)
+	} else {
+		rc, err = openResuming(stop, j.store, j.obj, version, r.opts.ReadStall, log, &r.Progress.resumes)
+	}
 	if errors.Is(err, ErrObjectReplaced) {
-		err = fmt.Errorf("an earlier run acknowledged it up to offset %d: %w; --restart replays everything again", resume, err)
+		err = fmt.Errorf("an earlier run acknowledged it up to offset %d: %w", resume, err)
 	}
 	if err != nil {
 		return st, false, r.objectErr(log, id, stop, err)
