@@ -91,7 +91,8 @@ func (d DirStore) Dirs(_ context.Context, prefix string) ([]string, error) {
 // Open implements Store. The file is opened without blocking (opening a
 // FIFO for reading would wait for a writer) and refused unless it is a
 // regular file: it may have been replaced since it was listed.
-// A file's version is its size and modification time.
+// A file's version is its size, modification and change times and inode
+// (fileVersion).
 func (d DirStore) Open(_ context.Context, key string, at ReadAt) (io.ReadCloser, string, error) {
 	path := filepath.Join(d.Root, filepath.FromSlash(key))
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -116,7 +117,7 @@ func (d DirStore) Open(_ context.Context, key string, at ReadAt) (io.ReadCloser,
 		f.Close()
 		return nil, "", fmt.Errorf("opening %s: %w", path, err)
 	}
-	return &checkedFile{f: f, path: path, written: writtenVersion(info)}, version, nil
+	return &checkedFile{f: f, path: path, size: info.Size(), mod: info.ModTime()}, version, nil
 }
 
 // fileVersion names a file's content as far as its metadata can: size,
@@ -125,14 +126,15 @@ func (d DirStore) Open(_ context.Context, key string, at ReadAt) (io.ReadCloser,
 func fileVersion(info os.FileInfo) string {
 	v := writtenVersion(info)
 	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		v += fmt.Sprintf("/%d@%d", st.Ino, time.Unix(st.Ctim.Unix()).UnixNano())
+		v += fmt.Sprintf("/%d@%d", st.Ino, st.Ctim.Nano())
 	}
 	return v
 }
 
 // writtenVersion is a file's size and modification time: what a write
 // through an open file changes (its change time also moves when the file
-// is renamed over or unlinked, which leaves the content opened intact).
+// is renamed over or unlinked, which leaves the content opened intact, so
+// checkedFile compares only these).
 func writtenVersion(info os.FileInfo) string {
 	return fmt.Sprintf("%d@%d", info.Size(), info.ModTime().UnixNano())
 }
@@ -142,16 +144,15 @@ func writtenVersion(info os.FileInfo) string {
 // opened), so the bytes of two versions are never spliced; a file replaced
 // by a rename keeps being read whole, from the inode opened.
 type checkedFile struct {
-	f       *os.File
-	path    string
-	written string // writtenVersion at open
+	f    *os.File
+	path string
+	size int64 // at open: what a write through the inode changes
+	mod  time.Time
 }
 
 func (c *checkedFile) Read(p []byte) (int, error) {
-	if info, err := c.f.Stat(); err == nil {
-		if v := writtenVersion(info); v != c.written {
-			return 0, fmt.Errorf("%w: %s changed while it was read (size and time %s, was %s)", ErrObjectReplaced, c.path, v, c.written)
-		}
+	if info, err := c.f.Stat(); err == nil && (info.Size() != c.size || !info.ModTime().Equal(c.mod)) {
+		return 0, fmt.Errorf("%w: %s changed while it was read (size and time %s, was %d@%d)", ErrObjectReplaced, c.path, writtenVersion(info), c.size, c.mod.UnixNano())
 	}
 	return c.f.Read(p)
 }

@@ -564,7 +564,6 @@ func TestReplayObjectGoneReported(t *testing.T) {
 	d.Completed, d.InProgress = map[string]ObjectStats{}, map[string]int64{partial: 1000}
 	b, _ = json.Marshal(d)
 	os.WriteFile(state, b, 0o600)
-	os.Remove(strings.TrimPrefix(partial, "file://"))
 	os.Remove(partial)
 	j = dirJob(root, state, io.Discard)
 	sum, err := j.Run(context.Background(), &memSink{})
@@ -635,5 +634,25 @@ func TestReplayListedVersionChanged(t *testing.T) {
 	}
 	if strings.Count(fmt.Sprint(err), "--restart") != 1 {
 		t.Errorf("the hint is given %d times: %v", strings.Count(fmt.Sprint(err), "--restart"), err)
+	}
+}
+
+// TestStallBodyCountsOnlyWaitsInRead: time between reads (the replay
+// waiting for Kafka) is not a stall; only a read that waits is.
+func TestStallBodyCountsOnlyWaitsInRead(t *testing.T) {
+	b := newStallBody(io.NopCloser(strings.NewReader("abc")), 20*time.Millisecond)
+	defer b.Close()
+	buf := make([]byte, 1)
+	for range 3 {
+		if _, err := b.Read(buf); err != nil {
+			t.Fatalf("a read with bytes ready failed after a pause between reads: %v", err)
+		}
+		time.Sleep(60 * time.Millisecond) // three times the limit, outside Read
+	}
+	r, w := io.Pipe()
+	defer w.Close()
+	silent := newStallBody(r, 20*time.Millisecond)
+	if _, err := silent.Read(buf); !errors.Is(err, errReadStalled) {
+		t.Errorf("a read that waits past the limit: %v, want errReadStalled", err)
 	}
 }
