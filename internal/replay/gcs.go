@@ -43,10 +43,6 @@ const GCSEndpoint = "https://storage.googleapis.com/storage/v1"
 // gcsReadOnlyScope is the OAuth scope of the credentials.
 const gcsReadOnlyScope = "https://www.googleapis.com/auth/devstorage.read_only"
 
-// gcsHeaderTimeout bounds the wait for a response's headers: a peer that
-// accepts the connection and never answers fails the attempt, which is
-// retried, instead of holding the replay forever.
-const gcsHeaderTimeout = 30 * time.Second
 
 // NewGCSClient returns the HTTP client and endpoint of a GCSStore: with a
 // service-account key file (the fulfillmenttools export hands one out), or
@@ -58,7 +54,7 @@ const gcsHeaderTimeout = 30 * time.Second
 // without credentials. ctx bounds the token requests for the client's
 // life: it must last as long as the client is used.
 func NewGCSClient(ctx context.Context, keyFile string) (*http.Client, string, error) {
-	return newGCSClient(ctx, keyFile, gcsHeaderTimeout)
+	return newGCSClient(ctx, keyFile, storeHeaderTimeout)
 }
 
 // newGCSClient is NewGCSClient with the wait for response headers.
@@ -157,7 +153,7 @@ func (g GCSStore) pages(ctx context.Context, prefix, delim string, fn func(*gcsO
 			if err != nil {
 				return err
 			}
-			body := newStallBody(resp.Body, gcsHeaderTimeout) // a listing that stops mid-body fails, and is asked again
+			body := newStallBody(resp.Body, storeHeaderTimeout) // a listing that stops mid-body fails, and is asked again
 			defer body.Close()
 			page = gcsObjects{}
 			if err := json.NewDecoder(body).Decode(&page); err != nil {

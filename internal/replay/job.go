@@ -277,7 +277,7 @@ func (j *Job) openStore(ctx context.Context, loc Location) (Store, error) {
 			return nil, fmt.Errorf("aws.replay_role: %w", err)
 		}
 		return S3Store{Client: NewS3Client(cfg, j.AWS.EndpointFor(assumerole.ServiceS3)), Bucket: loc.Bucket,
-			BodyHTTP: BodyHTTPClient(cfg, gcsHeaderTimeout)}, nil
+			BodyHTTP: BodyHTTPClient(cfg, storeHeaderTimeout)}, nil
 	case "gs":
 		hc, endpoint, err := NewGCSClient(ctx, j.GCSKeyFile)
 		if err != nil {

@@ -284,7 +284,7 @@ func (r *Runner) object(ctx, stop context.Context, j job) (st ObjectStats, skipp
 	if version != "" && j.obj.Version != "" && j.obj.Version != version {
 		// The listing already names another version (a store that
 		// ignores If-Match would serve it).
-		err = fmt.Errorf("%w: listed as version %s, read as %s", ErrObjectReplaced, j.obj.Version, version)
+		err = fmt.Errorf("%w: listed as version %s, recorded as %s", ErrObjectReplaced, j.obj.Version, version)
 	} else {
 		rc, err = openResuming(stop, j.store, j.obj, version, r.opts.ReadStall, log, &r.Progress.resumes)
 	}

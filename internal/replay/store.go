@@ -51,6 +51,12 @@ type Store interface {
 	Name() string
 }
 
+// storeHeaderTimeout bounds the wait for an S3 or GCS response's headers
+// (and for each read of a GCS listing's body): a peer that accepts the
+// connection and never answers fails the attempt, which is retried,
+// instead of holding the replay forever.
+const storeHeaderTimeout = 30 * time.Second
+
 // ReadAt says where Open starts reading, and which version.
 type ReadAt struct {
 	From    int64
