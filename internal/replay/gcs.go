@@ -43,7 +43,6 @@ const GCSEndpoint = "https://storage.googleapis.com/storage/v1"
 // gcsReadOnlyScope is the OAuth scope of the credentials.
 const gcsReadOnlyScope = "https://www.googleapis.com/auth/devstorage.read_only"
 
-
 // NewGCSClient returns the HTTP client and endpoint of a GCSStore: with a
 // service-account key file (the fulfillmenttools export hands one out), or
 // application default credentials when keyFile is empty. The key file must
